@@ -1,0 +1,170 @@
+"""Durable store-and-forward for what the daemon must not lose (alerts, explanations,
+replies, actions): SQLite in WAL mode. A message is written before it is published and
+deleted when the broker acknowledges it; whatever is left is replayed after a reconnect
+or a restart, alerts first. Bounded by rows, bytes and age."""
+
+from __future__ import annotations
+
+import enum
+import logging
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class OutboxError(Exception):
+    """The outbox cannot store (disk full, read-only, corrupt); the caller publishes directly."""
+
+
+class Kind(enum.IntEnum):
+    """Replay order and overflow order: lower replays first and is evicted last."""
+
+    ALERT = 0
+    ACTION = 1
+    REPLY = 2
+    EXPLANATION = 3
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    row_id: int
+    kind: Kind
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    created_ts: float
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind INTEGER NOT NULL,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    qos INTEGER NOT NULL,
+    retain INTEGER NOT NULL,
+    created_ts REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_order ON outbox (kind, id);
+CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class Outbox:
+    def __init__(self, path: Path, max_rows: int, max_bytes: int, ttl_s: float) -> None:
+        self._path = path
+        self._max_rows = max_rows
+        self._max_bytes = max_bytes
+        self._ttl_s = ttl_s
+        self.evicted = 0
+        self.expired = 0
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a process crash
+            self._db.executescript(_SCHEMA)
+            self._rows, self._bytes = self._db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM outbox"
+            ).fetchone()
+        except (sqlite3.Error, OSError) as err:
+            raise OutboxError(f"cannot open outbox {path}: {err}") from err
+
+    @property
+    def depth(self) -> int:
+        return int(self._rows)
+
+    @property
+    def size_bytes(self) -> int:
+        return int(self._bytes)
+
+    def put(self, kind: Kind, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> int:
+        try:
+            self._make_room(len(payload))
+            cur = self._db.execute(
+                "INSERT INTO outbox (kind, topic, payload, qos, retain, created_ts) VALUES (?, ?, ?, ?, ?, ?)",
+                (int(kind), topic, payload, qos, int(retain), time.time()),
+            )
+        except sqlite3.Error as err:
+            raise OutboxError(f"outbox write failed: {err}") from err
+        self._rows += 1
+        self._bytes += len(payload)
+        return int(cur.lastrowid or 0)
+
+    def delete(self, row_id: int) -> None:
+        try:
+            row = self._db.execute("SELECT LENGTH(payload) FROM outbox WHERE id = ?", (row_id,)).fetchone()
+            if row is None:
+                return
+            self._db.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
+        except sqlite3.Error as err:
+            raise OutboxError(f"outbox delete failed: {err}") from err
+        self._rows -= 1
+        self._bytes -= int(row[0])
+
+    def pending(self, limit: int, exclude: set[int] | frozenset[int] = frozenset()) -> list[OutboxRow]:
+        """Oldest first within each kind, alerts before everything else."""
+        self._expire()
+        try:
+            rows = self._db.execute(
+                "SELECT id, kind, topic, payload, qos, retain, created_ts FROM outbox ORDER BY kind, id LIMIT ?",
+                (limit + len(exclude),),
+            ).fetchall()
+        except sqlite3.Error as err:
+            raise OutboxError(f"outbox read failed: {err}") from err
+        out = [
+            OutboxRow(r[0], Kind(r[1]), r[2], bytes(r[3]), r[4], bool(r[5]), r[6]) for r in rows if r[0] not in exclude
+        ]
+        return out[:limit]
+
+    def _expire(self) -> None:
+        cutoff = time.time() - self._ttl_s
+        try:
+            cur = self._db.execute("DELETE FROM outbox WHERE created_ts < ?", (cutoff,))
+        except sqlite3.Error as err:
+            raise OutboxError(f"outbox expiry failed: {err}") from err
+        if cur.rowcount:
+            self.expired += cur.rowcount
+            log.warning("outbox: dropped %d messages older than %.0f s", cur.rowcount, self._ttl_s)
+            self._rows, self._bytes = self._db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM outbox"
+            ).fetchone()
+
+    def _make_room(self, incoming_bytes: int) -> None:
+        """Overflow policy: evict the least important, oldest messages (explanations first,
+        alerts last) until the new one fits."""
+        while self._rows and (self._rows + 1 > self._max_rows or self._bytes + incoming_bytes > self._max_bytes):
+            victim = self._db.execute(
+                "SELECT id, LENGTH(payload) FROM outbox ORDER BY kind DESC, id LIMIT 1"
+            ).fetchone()
+            if victim is None:
+                break
+            self._db.execute("DELETE FROM outbox WHERE id = ?", (victim[0],))
+            self._rows -= 1
+            self._bytes -= int(victim[1])
+            self.evicted += 1
+
+    # -- small key/value state (alert policy snapshot) --------------------------------
+
+    def save_state(self, key: str, value: str) -> None:
+        try:
+            self._db.execute("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)", (key, value))
+        except sqlite3.Error as err:
+            raise OutboxError(f"state write failed: {err}") from err
+
+    def load_state(self, key: str) -> str | None:
+        try:
+            row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        except sqlite3.Error as err:
+            raise OutboxError(f"state read failed: {err}") from err
+        return None if row is None else str(row[0])
+
+    def close(self) -> None:
+        try:
+            self._db.close()
+        except sqlite3.Error:
+            pass

@@ -1,0 +1,147 @@
+"""Durable publishing: every message that must not be lost goes through the outbox first,
+then to the broker; a PUBACK removes it. After a reconnect the outbox is replayed at a
+bounded rate, alerts first. When the outbox itself fails (disk full, read-only) messages
+are kept in a bounded memory queue instead and the failure is counted."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from edge_slm.bus.mqtt import MqttBus
+from edge_slm.bus.outbox import Kind, Outbox, OutboxError, OutboxRow
+
+log = logging.getLogger(__name__)
+
+MEMORY_QUEUE_LIMIT = 10_000
+
+
+@dataclass
+class PublisherCounters:
+    sent: int = 0
+    acked: int = 0
+    replayed: int = 0
+    outbox_errors: int = 0
+    memory_dropped: int = 0
+
+
+class DurablePublisher:
+    def __init__(self, bus: MqttBus, outbox: Outbox | None, replay_rate_per_s: float) -> None:
+        self._bus = bus
+        self._outbox = outbox
+        self._replay_interval_s = 1.0 / replay_rate_per_s
+        self._in_flight: dict[int, int] = {}  # mid -> outbox row id (negative: memory queue)
+        self._memory: collections.OrderedDict[int, OutboxRow] = collections.OrderedDict()
+        self._next_memory_id = -1
+        self._replay_task: asyncio.Task[None] | None = None
+        self.counters = PublisherCounters()
+        self._outbox_error_logged = False
+
+    @property
+    def backlog(self) -> int:
+        return (self._outbox.depth if self._outbox else 0) + len(self._memory)
+
+    def send(self, kind: Kind, topic: str, payload: dict[str, Any], qos: int = 1) -> None:
+        data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        row_id = self._store(kind, topic, data, qos)
+        self.counters.sent += 1
+        mid = self._bus.publish(topic, data, qos=qos)
+        if mid is not None:
+            self._in_flight[mid] = row_id
+        # else: not connected; the replay after the next connect sends it
+
+    def _store(self, kind: Kind, topic: str, data: bytes, qos: int) -> int:
+        if self._outbox is not None:
+            try:
+                return self._outbox.put(kind, topic, data, qos)
+            except OutboxError as err:
+                self.counters.outbox_errors += 1
+                if not self._outbox_error_logged:
+                    log.error("outbox: %s; keeping messages in memory until it works again", err)
+                    self._outbox_error_logged = True
+        row_id = self._next_memory_id
+        self._next_memory_id -= 1
+        self._memory[row_id] = OutboxRow(row_id, kind, topic, data, qos, False, 0.0)
+        while len(self._memory) > MEMORY_QUEUE_LIMIT:
+            self._memory.popitem(last=False)
+            self.counters.memory_dropped += 1
+        return row_id
+
+    def on_published(self, mid: int) -> None:
+        row_id = self._in_flight.pop(mid, None)
+        if row_id is None:
+            return
+        self.counters.acked += 1
+        if row_id < 0:
+            self._memory.pop(row_id, None)
+            return
+        if self._outbox is not None:
+            try:
+                self._outbox.delete(row_id)
+            except OutboxError as err:
+                self.counters.outbox_errors += 1
+                log.warning("outbox: %s", err)
+
+    def on_connected(self) -> None:
+        # Messages in flight on the old connection get no PUBACK now: replay them all.
+        self._in_flight.clear()
+        if self._replay_task is None or self._replay_task.done():
+            self._replay_task = asyncio.get_running_loop().create_task(self._replay(), name="outbox-replay")
+
+    async def _replay(self) -> None:
+        while self._bus.connected:
+            rows = self._pending_rows(200)
+            if not rows:
+                return
+            for row in rows:
+                if not self._bus.connected:
+                    return
+                mid = self._bus.publish(row.topic, _flag_replayed(row.payload), qos=row.qos, retain=row.retain)
+                if mid is None:
+                    return
+                self._in_flight[mid] = row.row_id
+                self.counters.replayed += 1
+                await asyncio.sleep(self._replay_interval_s)
+            # wait for the PUBACKs of this batch before reading the next one
+            for _ in range(100):
+                if not any(r.row_id in self._in_flight.values() for r in rows):
+                    break
+                await asyncio.sleep(0.05)
+
+    def _pending_rows(self, limit: int) -> list[OutboxRow]:
+        flying = set(self._in_flight.values())
+        rows: list[OutboxRow] = []
+        if self._outbox is not None:
+            try:
+                rows = self._outbox.pending(limit, exclude=flying)
+            except OutboxError as err:
+                self.counters.outbox_errors += 1
+                log.warning("outbox: %s", err)
+        rows += [r for r in self._memory.values() if r.row_id not in flying][: max(0, limit - len(rows))]
+        rows.sort(key=lambda r: (r.kind, r.row_id if r.row_id > 0 else -r.row_id))
+        return rows
+
+    async def drain(self, timeout_s: float) -> None:
+        """On shutdown: give in-flight messages a moment to be acknowledged."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self._in_flight and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+
+
+def _flag_replayed(payload: bytes) -> bytes:
+    try:
+        doc = json.loads(payload)
+    except ValueError:
+        return payload
+    if isinstance(doc, dict):
+        doc["replayed"] = True
+        return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+    return payload
+
+
+__all__ = ["DurablePublisher", "Kind"]

@@ -1,0 +1,180 @@
+"""Routes decoded samples to the rules and anomaly detectors that watch each signal and
+turns their transitions into `Finding`s with template text. Pure; bounded memory."""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict, deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from edge_slm.config import DetectSettings
+from edge_slm.detect import templates
+from edge_slm.detect.anomaly import AnomalySeries
+from edge_slm.detect.evaluate import RuleSeries, Transition
+from edge_slm.detect.rules import Rule, signal_pattern
+from edge_slm.events import Alert, Finding, Sample
+
+ANOMALY_RULE = "anomaly"
+
+
+@dataclass
+class _SignalState:
+    rule_series: list[RuleSeries]
+    anomaly: AnomalySeries | None
+    history: deque[tuple[float, float]]
+    last_ts: float
+
+
+class Detector:
+    def __init__(self, rules: Sequence[Rule], settings: DetectSettings) -> None:
+        self._settings = settings
+        self._exact: dict[str, list[Rule]] = {}
+        self._patterns: list[tuple[Rule, object]] = []
+        for rule in rules:
+            if "*" in rule.signal:
+                self._patterns.append((rule, signal_pattern(rule.signal)))
+            else:
+                self._exact.setdefault(rule.signal, []).append(rule)
+        self._rules_for_signal: dict[str, list[Rule]] = {}
+        self._series: OrderedDict[tuple[str, str], _SignalState] = OrderedDict()
+        self.evicted_series = 0
+        self.late_samples = 0
+
+    @property
+    def tracked_series(self) -> int:
+        return len(self._series)
+
+    def rules_for(self, signal: str) -> list[Rule]:
+        cached = self._rules_for_signal.get(signal)
+        if cached is None:
+            cached = list(self._exact.get(signal, ()))
+            cached += [rule for rule, pattern in self._patterns if pattern.match(signal)]  # type: ignore[attr-defined]
+            if len(self._rules_for_signal) < 100_000:
+                self._rules_for_signal[signal] = cached
+        return cached
+
+    def history(self, device: str, signal: str) -> list[tuple[float, float]]:
+        state = self._series.get((device, signal))
+        return list(state.history) if state else []
+
+    def restore_firing(self, alert: Alert) -> None:
+        """After a restart: the rule that raised a persisted firing alert starts out firing,
+        so it resolves (instead of firing again) when the signal is back to normal."""
+        state = self._state(alert.device, alert.signal, numeric=True)
+        for series in state.rule_series:
+            if series.rule.id == alert.rule:
+                series.firing = alert.severity
+                series.onset_ts = alert.onset_ts
+
+    def process(self, sample: Sample) -> list[Finding]:
+        findings: list[Finding] = []
+        for signal, raw in sample.signals.items():
+            if isinstance(raw, bool):
+                value = 1.0 if raw else 0.0
+                numeric = False
+            else:
+                value, numeric = float(raw), True
+            if not math.isfinite(value):
+                continue
+            state = self._state(sample.device, signal, numeric)
+            if sample.ts < state.last_ts:
+                self.late_samples += 1  # event time went backwards: durations would be wrong
+                continue
+            state.last_ts = sample.ts
+            state.history.append((sample.ts, value))
+            for series in state.rule_series:
+                transition = series.update(value, sample.ts)
+                if transition:
+                    findings.append(self._rule_finding(sample, signal, value, series.rule, transition))
+            if state.anomaly is not None:
+                transition = state.anomaly.update(value, sample.ts)
+                if transition:
+                    findings.append(self._anomaly_finding(sample, signal, value, transition))
+        return findings
+
+    def _state(self, device: str, signal: str, numeric: bool) -> _SignalState:
+        key = (device, signal)
+        state = self._series.get(key)
+        if state is not None:
+            self._series.move_to_end(key)
+            return state
+        rules = self.rules_for(signal)
+        anomaly = None
+        if not rules and numeric and self._settings.anomaly_enabled:
+            anomaly = AnomalySeries(
+                warmup_samples=self._settings.anomaly_warmup_samples,
+                z_threshold=self._settings.anomaly_z_threshold,
+                for_s=self._settings.anomaly_for_s,
+                min_samples=self._settings.anomaly_min_samples,
+            )
+        state = _SignalState(
+            rule_series=[RuleSeries(rule) for rule in rules],
+            anomaly=anomaly,
+            history=deque(maxlen=self._settings.history_samples),
+            last_ts=-math.inf,
+        )
+        self._series[key] = state
+        while len(self._series) > self._settings.max_tracked_series:
+            self._series.popitem(last=False)  # least recently updated; a firing alert stays in the policy
+            self.evicted_series += 1
+        return state
+
+    def _rule_finding(self, sample: Sample, signal: str, value: float, rule: Rule, t: Transition) -> Finding:
+        values = {
+            "value": value,
+            "limit": t.limit,
+            "severity": t.severity.label,
+            "unit": rule.unit,
+            "label": rule.label or signal,
+            "device": sample.device,
+            "signal": signal,
+            "position": templates.wheel_position(signal),
+            "rate": t.context.get("rate", 0.0),
+            "ratio": t.context.get("ratio", 0.0),
+            "baseline": t.context.get("baseline", 0.0),
+            "duration_s": t.context.get("duration_s", 0.0),
+        }
+        if t.firing:
+            label = rule.label or signal
+            fallback = f"{label} is {value:g} {rule.unit}, beyond the {t.limit:g} {rule.unit} {t.severity.label} limit."
+            summary = templates.render(rule.summary, values, fallback)
+            action = rule.action or "Inspect the equipment."
+        else:
+            summary = templates.resolved_summary(rule.label or signal, value, rule.unit)
+            action = "No action needed; keep an eye on it."
+        return Finding(
+            device=sample.device,
+            signal=signal,
+            rule=rule.id,
+            severity=t.severity,
+            firing=t.firing,
+            value=value,
+            ts=sample.ts,
+            onset_ts=t.onset_ts,
+            summary=summary,
+            action=action,
+            notes=rule.notes,
+        )
+
+    def _anomaly_finding(self, sample: Sample, signal: str, value: float, t: Transition) -> Finding:
+        baseline = t.context.get("baseline", 0.0)
+        if t.firing:
+            summary = templates.anomaly_summary(signal, value, baseline, t.context.get("z", 0.0))
+            action = templates.ANOMALY_ACTION
+        else:
+            summary = f"{signal} is back within its learned normal range ({value:g})."
+            action = "No action needed; keep an eye on it."
+        return Finding(
+            device=sample.device,
+            signal=signal,
+            rule=ANOMALY_RULE,
+            severity=t.severity,
+            firing=t.firing,
+            value=value,
+            ts=sample.ts,
+            onset_ts=t.onset_ts,
+            summary=summary,
+            action=action,
+            notes=f"Learned normal about {baseline:.4g} with typical variation {t.context.get('spread', 0.0):.3g}.",
+        )

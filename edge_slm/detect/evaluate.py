@@ -1,0 +1,166 @@
+"""Per-series rule state: what a rule's condition is at each sample, and when it has held
+long enough (on event time) to fire, escalate or clear. Pure and deterministic."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from edge_slm.detect.rules import Direction, Rule, RuleKind
+from edge_slm.events import Severity
+
+RELATIVE_BASELINE_ALPHA = 0.02  # slow enough that an overload does not become the new normal
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A rule changed state for one series: fired, escalated, or cleared."""
+
+    firing: bool
+    severity: Severity
+    limit: float
+    onset_ts: float
+    measure: float  # the quantity compared with the limit (value, rate per minute or ratio)
+    context: dict[str, float]
+
+
+@dataclass
+class RuleSeries:
+    """Everything one rule remembers about one (device, signal)."""
+
+    rule: Rule
+    firing: Severity | None = None
+    onset_ts: float = 0.0
+    breach_since: dict[Severity, float] = field(default_factory=dict)
+    breach_count: dict[Severity, int] = field(default_factory=dict)
+    clear_since: float | None = None
+    clear_count: int = 0
+    last_ts: float | None = None
+    window: deque[tuple[float, float]] = field(default_factory=deque)
+    baseline: float | None = None
+    baseline_n: int = 0
+    stuck_value: float | None = None
+    stuck_since: float = 0.0
+
+    def update(self, value: float, ts: float) -> Transition | None:
+        rule = self.rule
+        if self.last_ts is not None and ts - self.last_ts > rule.max_gap_s:
+            # Too long without data: durations measured across the gap would be guesses.
+            self.breach_since.clear()
+            self.breach_count.clear()
+            self.clear_since, self.clear_count = None, 0
+            self.window.clear()
+        self.last_ts = ts
+
+        measure, context = self._measure(value, ts)
+        if measure is None:  # still warming up or filling the window
+            self._learn(value, breached=False)
+            return None
+        breached = self._breached_levels(measure, context)
+        for severity, _limit in rule.levels:
+            if severity in breached:
+                self.breach_since.setdefault(severity, ts)
+                self.breach_count[severity] = self.breach_count.get(severity, 0) + 1
+            else:
+                self.breach_since.pop(severity, None)
+                self.breach_count.pop(severity, None)
+        held = self._held_severity(ts)
+
+        if self.firing is None:
+            self._learn(value, breached=bool(breached))
+            if held is None:
+                return None
+            self.firing = held
+            self.onset_ts = min(self.breach_since[s] for s in self.breach_since)
+            self.clear_since, self.clear_count = None, 0
+            return Transition(True, held, self._limit(held), self.onset_ts, measure, context)
+
+        if held is not None and held > self.firing:
+            self.firing = held
+            return Transition(True, held, self._limit(held), self.onset_ts, measure, context)
+
+        if self._is_clear(measure):
+            if self.clear_since is None:
+                self.clear_since, self.clear_count = ts, 0
+            self.clear_count += 1
+            if ts - self.clear_since >= rule.clear_for_s and self.clear_count >= rule.min_samples:
+                severity = self.firing
+                self.firing = None
+                self.clear_since, self.clear_count = None, 0
+                self.breach_since.clear()
+                self.breach_count.clear()
+                return Transition(False, severity, self._limit(severity), self.onset_ts, measure, context)
+        else:
+            self.clear_since, self.clear_count = None, 0
+        return None
+
+    # -- per-kind measures -------------------------------------------------------------
+
+    def _measure(self, value: float, ts: float) -> tuple[float | None, dict[str, float]]:
+        kind = self.rule.kind
+        if kind is RuleKind.THRESHOLD:
+            return value, {}
+        if kind is RuleKind.RATE:
+            window = self.window
+            window.append((ts, value))
+            while window and ts - window[0][0] > self.rule.window_s:
+                window.popleft()
+            first_ts, first_value = window[0]
+            span = ts - first_ts
+            if span < self.rule.window_s / 2:
+                return None, {}
+            rate = (value - first_value) / span * 60.0
+            return rate, {"rate": rate}
+        if kind is RuleKind.RELATIVE:
+            if self.baseline is None or self.baseline_n < self.rule.warmup_samples:
+                return None, {}
+            ratio = value / self.baseline
+            return ratio, {"ratio": ratio, "baseline": self.baseline, "delta": value - self.baseline}
+        # STUCK: how long the reading has been identical
+        if self.stuck_value is None or value != self.stuck_value:
+            self.stuck_value, self.stuck_since = value, ts
+            return 0.0, {"duration_s": 0.0}
+        duration = ts - self.stuck_since
+        return (1.0 if value != 0 else 0.0), {"duration_s": duration}
+
+    def _breached_levels(self, measure: float, context: dict[str, float]) -> set[Severity]:
+        rule = self.rule
+        if rule.kind is RuleKind.STUCK:
+            return {rule.levels[0][0]} if measure > 0 else set()
+        if rule.kind is RuleKind.RELATIVE and context.get("delta", 0.0) < rule.min_delta:
+            return set()
+        above = rule.direction is Direction.ABOVE
+        return {sev for sev, limit in rule.levels if (measure > limit if above else measure < limit)}
+
+    def _held_severity(self, ts: float) -> Severity | None:
+        held = [
+            sev
+            for sev, since in self.breach_since.items()
+            if ts - since >= self.rule.for_s and self.breach_count.get(sev, 0) >= self.rule.min_samples
+        ]
+        return max(held) if held else None
+
+    def _is_clear(self, measure: float) -> bool:
+        rule = self.rule
+        if rule.kind is RuleKind.STUCK:
+            return measure == 0
+        limit = rule.lowest_limit
+        if rule.direction is Direction.ABOVE:
+            return measure < limit - rule.hysteresis
+        return measure > limit + rule.hysteresis
+
+    def _limit(self, severity: Severity) -> float:
+        return dict(self.rule.levels)[severity]
+
+    def _learn(self, value: float, *, breached: bool) -> None:
+        """RELATIVE rules learn the normal level from running, unalarmed samples."""
+        if self.rule.kind is not RuleKind.RELATIVE or breached or value <= self.rule.min_delta:
+            return
+        if self.baseline is None:
+            self.baseline, self.baseline_n = value, 1
+            return
+        self.baseline_n += 1
+        if self.baseline_n <= self.rule.warmup_samples:
+            self.baseline += (value - self.baseline) / self.baseline_n  # plain mean while warming up
+        else:
+            self.baseline += RELATIVE_BASELINE_ALPHA * (value - self.baseline)

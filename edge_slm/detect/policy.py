@@ -1,0 +1,154 @@
+"""Alert policy: Findings -> Alerts. One firing alert per (device, rule, signal) until it
+resolves, escalation keeps the alert's id, a cooldown after a resolve absorbs flapping, and
+ids are derived from the fault's onset so a replay or a restart yields the same ids."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+from typing import Any
+
+from edge_slm.events import Alert, AlertState, Finding, Severity
+
+AlertKey = tuple[str, str, str]  # (device, rule, signal)
+
+
+def alert_id(device: str, rule: str, signal: str, onset_ts: float) -> str:
+    digest = hashlib.sha256(f"{device}\0{rule}\0{signal}\0{onset_ts:.3f}".encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()[:20]
+
+
+@dataclass
+class _Suppressed:
+    finding: Finding
+    until_ts: float
+
+
+class AlertPolicy:
+    def __init__(self, cooldown_s: float) -> None:
+        self._cooldown_s = cooldown_s
+        self._firing: dict[AlertKey, Alert] = {}
+        self._resolved_at: dict[AlertKey, float] = {}
+        self._suppressed: dict[AlertKey, _Suppressed] = {}
+        self.suppressed_count = 0
+
+    def firing(self, device: str | None = None) -> list[Alert]:
+        alerts = self._firing.values()
+        return [a for a in alerts if device is None or a.device == device]
+
+    def apply(self, finding: Finding) -> Alert | None:
+        key = (finding.device, finding.rule, finding.signal)
+        if finding.firing:
+            return self._fire(key, finding)
+        return self._resolve(key, finding)
+
+    def tick(self, device: str, ts: float) -> list[Alert]:
+        """Fire suppressed alerts whose cooldown has passed while their condition still holds."""
+        due = [k for k, s in self._suppressed.items() if k[0] == device and ts >= s.until_ts]
+        alerts = []
+        for key in due:
+            held = self._suppressed.pop(key)
+            alerts.append(self._open(key, replace(held.finding, ts=ts)))
+        return alerts
+
+    def _fire(self, key: AlertKey, finding: Finding) -> Alert | None:
+        current = self._firing.get(key)
+        if current is not None:
+            if finding.severity <= current.severity:
+                return None
+            escalated = replace(
+                current,
+                severity=finding.severity,
+                value=finding.value,
+                ts=finding.ts,
+                summary=finding.summary,
+                action=finding.action,
+            )
+            self._firing[key] = escalated
+            return escalated
+        if key in self._suppressed:
+            held = self._suppressed[key]
+            if finding.severity > held.finding.severity:
+                self._suppressed[key] = _Suppressed(finding, held.until_ts)
+            return None
+        last_resolve = self._resolved_at.get(key)
+        if last_resolve is not None and finding.ts < last_resolve + self._cooldown_s:
+            self._suppressed[key] = _Suppressed(finding, last_resolve + self._cooldown_s)
+            self.suppressed_count += 1
+            return None
+        return self._open(key, finding)
+
+    def _open(self, key: AlertKey, finding: Finding) -> Alert:
+        alert = Alert(
+            id=alert_id(finding.device, finding.rule, finding.signal, finding.onset_ts),
+            device=finding.device,
+            signal=finding.signal,
+            rule=finding.rule,
+            severity=finding.severity,
+            state=AlertState.FIRING,
+            value=finding.value,
+            ts=finding.ts,
+            summary=finding.summary,
+            action=finding.action,
+            onset_ts=finding.onset_ts,
+            notes=finding.notes,
+        )
+        self._firing[key] = alert
+        return alert
+
+    def _resolve(self, key: AlertKey, finding: Finding) -> Alert | None:
+        if self._suppressed.pop(key, None) is not None:
+            return None  # it cleared inside its cooldown: it never went out, so nothing to resolve
+        current = self._firing.pop(key, None)
+        if current is None:
+            return None
+        self._resolved_at[key] = finding.ts
+        if len(self._resolved_at) > 50_000:
+            self._resolved_at.pop(next(iter(self._resolved_at)))
+        return replace(
+            current,
+            state=AlertState.RESOLVED,
+            value=finding.value,
+            ts=finding.ts,
+            summary=finding.summary,
+            action=finding.action,
+        )
+
+    # -- persistence (restart safety) ---------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "firing": [_alert_to_dict(a) for a in self._firing.values()],
+            "resolved_at": [[*k, ts] for k, ts in self._resolved_at.items()],
+        }
+
+    def restore(self, data: dict[str, Any]) -> None:
+        for item in data.get("firing", []):
+            alert = _alert_from_dict(item)
+            self._firing[(alert.device, alert.rule, alert.signal)] = alert
+        for device, rule, signal, ts in data.get("resolved_at", []):
+            self._resolved_at[(device, rule, signal)] = float(ts)
+
+
+def _alert_to_dict(alert: Alert) -> dict[str, Any]:
+    data = alert.to_payload()
+    data["onset_ts"] = alert.onset_ts
+    data["notes"] = alert.notes
+    return data
+
+
+def _alert_from_dict(data: dict[str, Any]) -> Alert:
+    return Alert(
+        id=data["id"],
+        device=data["device"],
+        signal=data["signal"],
+        rule=data["rule"],
+        severity=Severity.parse(data["severity"]),
+        state=AlertState(data["state"]),
+        value=float(data["value"]),
+        ts=float(data["ts"]),
+        summary=data["summary"],
+        action=data["action"],
+        onset_ts=float(data.get("onset_ts", 0.0)),
+        notes=data.get("notes", ""),
+    )

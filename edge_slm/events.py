@@ -1,0 +1,168 @@
+"""Immutable values that cross module boundaries. Pure data: no I/O, no threads."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Severity(enum.IntEnum):
+    INFO = 1
+    WARNING = 2
+    CRITICAL = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        return cls[text.strip().upper()]
+
+
+class AlertState(enum.Enum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+SignalValue = float | bool
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One decoded telemetry message: every valid signal of one device at one instant."""
+
+    device: str
+    ts: float
+    signals: dict[str, SignalValue]
+    received_ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A detector's verdict on one signal at one sample: a condition holds or has cleared."""
+
+    device: str
+    signal: str
+    rule: str
+    severity: Severity
+    firing: bool
+    value: float
+    ts: float
+    onset_ts: float
+    summary: str
+    action: str
+    notes: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """The contract's alert object (CONTRACT §3)."""
+
+    id: str
+    device: str
+    signal: str
+    rule: str
+    severity: Severity
+    state: AlertState
+    value: float
+    ts: float
+    summary: str
+    action: str
+    onset_ts: float = 0.0
+    notes: str = ""
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "device": self.device,
+            "signal": self.signal,
+            "rule": self.rule,
+            "severity": self.severity.label,
+            "state": self.state.value,
+            "value": self.value,
+            "ts": self.ts,
+            "summary": self.summary,
+            "action": self.action,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Follow-up text for an alert (CONTRACT §2, `/explanation`)."""
+
+    alert_id: str
+    device: str
+    summary: str
+    action: str
+    explained_by: str  # "model" | "template"
+    cause: str = ""
+
+    def to_payload(self) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "id": self.alert_id,
+            "summary": self.summary,
+            "action": self.action,
+            "explained_by": self.explained_by,
+        }
+        if self.cause:
+            payload["cause"] = self.cause
+        return payload
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    """Text of one utterance, from the microphone or from `{prefix}/voice/transcript`."""
+
+    id: str
+    text: str
+    source: str  # "microphone" | "mqtt" | "cli"
+    confidence: float = 1.0
+    start_s: float = 0.0
+    end_s: float = 0.0
+    received_ts: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """What a command means (CONTRACT §4)."""
+
+    text: str
+    name: str
+    slots: dict[str, str] = field(default_factory=dict)
+    source: str = "grammar"  # "grammar" | "model"
+    confidence: float = 1.0
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"text": self.text, "intent": self.name, "slots": dict(self.slots), "source": self.source}
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """A command for the head unit, published on `{prefix}/actions/{kind}`."""
+
+    kind: str  # "navigate" | "call" | "calendar"
+    payload: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """The answer to one transcript (CONTRACT §2, `voice/reply`)."""
+
+    transcript_id: str
+    transcript: str
+    intent: Intent
+    text: str
+    latency_ms: float
+    actions: tuple[Action, ...] = ()
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "id": self.transcript_id,
+            "transcript": self.transcript,
+            "intent": self.intent.name,
+            "slots": dict(self.intent.slots),
+            "text": self.text,
+            "latency_ms": round(self.latency_ms, 3),
+        }

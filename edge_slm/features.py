@@ -1,0 +1,108 @@
+"""Builds the model-backed and device-backed parts of the daemon (SLM engine, alert
+explainer, intent recognizer, grounded responder, navigation facts, microphone listener)
+and gives the runtime one small surface over them."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from edge_slm.config import Settings
+from edge_slm.events import Alert, Reply, Transcript
+from edge_slm.intent.recognizer import IntentRecognizer
+from edge_slm.intent.respond import Responder
+from edge_slm.llm.api import LlmEngine
+from edge_slm.llm.explain import AlertExplainer
+from edge_slm.nav.poi import PoiIndex
+from edge_slm.nav.state import NavStateStore
+
+log = logging.getLogger(__name__)
+
+
+class Features:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: LlmEngine | None,
+        firing_alerts: Callable[[str | None], list[Alert]],
+    ) -> None:
+        self._settings = settings
+        self.engine = engine
+        self.status: dict[str, str] = {"model": f"loaded: {engine.model_name}" if engine else "disabled"}
+        self.explainer = AlertExplainer(
+            engine if settings.model.explain_alerts else None,
+            deadline_s=settings.model.explain_deadline_s,
+            max_tokens=settings.model.max_tokens,
+        )
+        self.recognizer = IntentRecognizer(settings.intent, engine)
+        self.nav = NavStateStore()
+        self.pois = PoiIndex.load(settings.poi.file) if settings.poi.file else PoiIndex.empty()
+        vehicle = settings.voice.vehicle_device
+        self.responder = Responder(
+            nav=self.nav,
+            pois=self.pois,
+            firing_alerts=lambda: firing_alerts(vehicle or None),
+            vehicle_device=vehicle,
+        )
+        self._listener: Any = None
+
+    # -- voice commands ---------------------------------------------------------------
+
+    def answer(self, transcript: Transcript) -> Reply:
+        """Runs on the intent worker thread (the model tier may take a while)."""
+        started = time.perf_counter()
+        intent = self.recognizer.recognize(transcript.text)
+        text, actions = self.responder.respond(intent)
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        return Reply(transcript.id, transcript.text, intent, text, latency_ms, actions)
+
+    def update_nav(self, payload: bytes) -> str:
+        return self.nav.update_from_payload(payload)
+
+    # -- microphone -------------------------------------------------------------------
+
+    def start_voice(self, on_transcript: Callable[[Transcript], None], on_status: Callable[[str, str], None]) -> None:
+        voice = self._settings.voice
+        if not voice.enabled:
+            self.status["microphone"] = "disabled"
+            return
+        if not voice.vosk_model:
+            self.status["microphone"] = "off: no voice.vosk_model configured (transcripts over MQTT still work)"
+            log.info("voice: no voice.vosk_model configured; listening for transcripts over MQTT only")
+            return
+        from edge_slm.intent.grammar import phrases_for_asr
+        from edge_slm.voice.listener import VoiceListener
+
+        phrases = list(voice.phrases) or phrases_for_asr()
+        self._listener = VoiceListener(voice, phrases, on_transcript, on_status)
+        self._listener.start()
+
+    def stop_voice(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
+
+    def open_listen_window(self) -> None:
+        if self._listener is not None:
+            self._listener.open_listen_window()
+
+    def metrics(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self._listener is not None:
+            out["voice"] = dict(self._listener.counters())
+        return out
+
+    def close(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+
+
+def build_features(settings: Settings, firing_alerts: Callable[[str | None], list[Alert]]) -> Features:
+    """Loads the model (raising ModelError, exit 3, when it is missing or cannot fit)."""
+    engine: LlmEngine | None = None
+    if settings.model.enabled:
+        from edge_slm.llm.engine import load_engine
+
+        engine = load_engine(settings)
+    return Features(settings, engine, firing_alerts)

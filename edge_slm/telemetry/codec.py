@@ -1,0 +1,97 @@
+"""Telemetry payload bytes -> `Sample` (CONTRACT §2). Pure; raises DecodeError with the reason."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+from edge_slm.errors import DecodeError
+from edge_slm.events import Sample, SignalValue
+
+MAX_PAYLOAD_BYTES = 256 * 1024
+MAX_SIGNALS = 1024
+MAX_SIGNAL_NAME = 256
+# Event times further than this from the wall clock are surely wrong (ms instead of s, etc.)
+MAX_CLOCK_SKEW_S = 10 * 365 * 24 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    sample: Sample
+    rejected_signals: dict[str, str]  # signal name -> reason, for the ones dropped
+
+
+def _reject_constant(token: str) -> float:
+    raise ValueError(f"{token} is not a number")
+
+
+def decode_telemetry(device: str, payload: bytes, received_ts: float) -> Decoded:
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise DecodeError(f"payload too large ({len(payload)} bytes > {MAX_PAYLOAD_BYTES})")
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise DecodeError(f"payload is not UTF-8 ({err.reason} at byte {err.start})") from err
+    try:
+        doc = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError as err:
+        raise DecodeError("payload JSON nested too deeply") from err
+    except ValueError as err:
+        raise DecodeError(f"payload is not valid JSON: {err}") from err
+    if not isinstance(doc, dict):
+        raise DecodeError(f"payload must be a JSON object, got {type(doc).__name__}")
+    signals = doc.get("signals")
+    if not isinstance(signals, dict):
+        raise DecodeError("payload has no 'signals' object")
+    if len(signals) > MAX_SIGNALS:
+        raise DecodeError(f"too many signals ({len(signals)} > {MAX_SIGNALS})")
+
+    ts = _decode_ts(doc.get("ts"), received_ts)
+    accepted: dict[str, SignalValue] = {}
+    rejected: dict[str, str] = {}
+    for name, value in signals.items():
+        reason = _check_signal(name, value)
+        if reason:
+            rejected[name[:MAX_SIGNAL_NAME]] = reason
+        elif isinstance(value, bool):
+            accepted[name] = value
+        else:
+            accepted[name] = float(value)
+    if not accepted:
+        if rejected:
+            first = next(iter(rejected.items()))
+            raise DecodeError(f"no valid signal ({len(rejected)} rejected; {first[0]!r}: {first[1]})")
+        raise DecodeError("'signals' is empty")
+    return Decoded(Sample(device=device, ts=ts, signals=accepted, received_ts=received_ts), rejected)
+
+
+def _decode_ts(raw: object, received_ts: float) -> float:
+    if raw is None:
+        return received_ts
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        raise DecodeError(f"'ts' must be a number of Unix seconds, got {type(raw).__name__}")
+    ts = float(raw)
+    if not math.isfinite(ts) or ts < 0:
+        raise DecodeError(f"'ts' must be a finite, non-negative number, got {raw!r}")
+    if abs(ts - received_ts) > MAX_CLOCK_SKEW_S:
+        raise DecodeError(f"'ts' {raw!r} is more than 10 years from now (milliseconds instead of seconds?)")
+    return ts
+
+
+def _check_signal(name: object, value: object) -> str:
+    if not isinstance(name, str) or not name or len(name) > MAX_SIGNAL_NAME:
+        return "signal name must be a non-empty string of at most 256 characters"
+    if not name.isprintable():
+        return "signal name contains control characters"
+    if isinstance(value, bool):
+        return ""
+    if not isinstance(value, (int, float)):
+        return f"value must be a number or a boolean, got {type(value).__name__}"
+    try:
+        as_float = float(value)
+    except OverflowError:
+        return "value is too large"
+    if not math.isfinite(as_float):
+        return "value is not finite"
+    return ""

@@ -1,0 +1,53 @@
+"""Shared fixtures: a real Mosquitto broker on a free port, and MQTT test clients."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for tests/*_fixtures.py helpers
+
+from mqtt_fixtures import Broker, start_broker
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture()
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    if shutil.which("mosquitto") is None:
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
+    b = start_broker(tmp_path / "broker", free_port())
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+@pytest.fixture()
+def state_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "state"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _no_user_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never read the developer's own EDGE_SLM_* settings."""
+    for key in list(os.environ):
+        if key.startswith("EDGE_SLM_"):
+            monkeypatch.delenv(key, raising=False)
+
+
+__all__ = ["free_port", "subprocess", "time"]

@@ -10,12 +10,13 @@ from collections.abc import Callable
 from typing import Any
 
 from edge_slm.config import Settings
+from edge_slm.errors import DecodeError
 from edge_slm.events import Alert, Reply, Transcript
 from edge_slm.intent.recognizer import IntentRecognizer
 from edge_slm.intent.respond import Responder
 from edge_slm.llm.api import LlmEngine
 from edge_slm.llm.explain import AlertExplainer
-from edge_slm.nav.poi import PoiIndex
+from edge_slm.nav.poi import load_poi_index
 from edge_slm.nav.state import NavStateStore
 
 log = logging.getLogger(__name__)
@@ -36,9 +37,12 @@ class Features:
             deadline_s=settings.model.explain_deadline_s,
             max_tokens=settings.model.max_tokens,
         )
-        self.recognizer = IntentRecognizer(settings.intent, engine)
+        self.recognizer = IntentRecognizer(settings.intent, engine, deadline_s=settings.model.voice_deadline_s)
         self.nav = NavStateStore()
-        self.pois = PoiIndex.load(settings.poi.file) if settings.poi.file else PoiIndex.empty()
+        grammar = self.recognizer.grammar
+        self.pois = load_poi_index(settings.poi.file, lambda category: grammar.canonical("category", category))
+        if settings.poi.file and self.pois is None:
+            self.status["poi"] = f"unusable: {settings.poi.file}"
         vehicle = settings.voice.vehicle_device
         self.responder = Responder(
             nav=self.nav,
@@ -59,7 +63,12 @@ class Features:
         return Reply(transcript.id, transcript.text, intent, text, latency_ms, actions)
 
     def update_nav(self, payload: bytes) -> str:
-        return self.nav.update_from_payload(payload)
+        """Keep the latest navigation state; returns the rejection reason for a bad payload."""
+        try:
+            self.nav.update(payload)
+        except DecodeError as err:
+            return str(err)
+        return ""
 
     # -- microphone -------------------------------------------------------------------
 
@@ -72,10 +81,9 @@ class Features:
             self.status["microphone"] = "off: no voice.vosk_model configured (transcripts over MQTT still work)"
             log.info("voice: no voice.vosk_model configured; listening for transcripts over MQTT only")
             return
-        from edge_slm.intent.grammar import phrases_for_asr
         from edge_slm.voice.listener import VoiceListener
 
-        phrases = list(voice.phrases) or phrases_for_asr()
+        phrases = self.recognizer.phrases_for_asr()
         self._listener = VoiceListener(voice, phrases, on_transcript, on_status)
         self._listener.start()
 

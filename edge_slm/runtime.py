@@ -14,7 +14,6 @@ import json
 import logging
 import signal
 import time
-import uuid
 from base64 import b64encode
 from collections.abc import Callable
 from dataclasses import asdict
@@ -29,14 +28,15 @@ from edge_slm.config import Settings
 from edge_slm.detect.detector import Detector
 from edge_slm.detect.policy import AlertPolicy
 from edge_slm.detect.rules import load_rules
+from edge_slm.errors import DecodeError
 from edge_slm.events import Alert, AlertState, Explanation, Reply, Transcript
 from edge_slm.features import Features, build_features
 from edge_slm.telemetry.pipeline import TelemetryPipeline
+from edge_slm.transcripts import parse_transcript
 
 log = logging.getLogger(__name__)
 
 POLICY_STATE_KEY = "alert_policy"
-MAX_TRANSCRIPT_BYTES = 4096
 
 
 class Daemon:
@@ -207,29 +207,11 @@ class Daemon:
     # -- voice -------------------------------------------------------------------------
 
     def _on_mqtt_transcript(self, message: InboundMessage) -> None:
-        reason = ""
-        doc: Any = None
-        if len(message.payload) > MAX_TRANSCRIPT_BYTES:
-            reason = f"transcript payload too large ({len(message.payload)} bytes)"
-        else:
-            try:
-                doc = json.loads(message.payload.decode("utf-8"))
-            except (UnicodeDecodeError, ValueError) as err:
-                reason = f"transcript is not UTF-8 JSON: {err}"
-        if not reason:
-            if not isinstance(doc, dict) or not isinstance(doc.get("text"), str) or not doc["text"].strip():
-                reason = "transcript must be an object with a non-empty string 'text'"
-            elif "id" in doc and not isinstance(doc["id"], (str, int)):
-                reason = "transcript 'id' must be a string"
-        if reason:
-            self._deadletter(message.topic, message.payload, reason)
+        try:
+            transcript = parse_transcript(message.payload, message.received_ts)
+        except DecodeError as err:
+            self._deadletter(message.topic, message.payload, str(err))
             return
-        transcript = Transcript(
-            id=str(doc.get("id") or uuid.uuid4().hex[:12]),
-            text=doc["text"].strip(),
-            source="mqtt",
-            received_ts=message.received_ts,
-        )
         self._handle_transcript(transcript)
 
     def _on_microphone_transcript(self, transcript: Transcript) -> None:

@@ -170,8 +170,14 @@ def test_motor_start_from_idle_is_not_overcurrent() -> None:
     assert run(series("pump-1", "motor_current_a", values)) == []
 
 
-def test_stuck_vibration_sensor() -> None:
-    alerts = run(series("pump-1", "vibration_rms_mm_s", noisy(2.0, 0.3, 20) + [2.2] * 200, step_s=1.0))
+def test_stuck_sensor_rule_from_a_site_pack(tmp_path: Path) -> None:
+    pack = tmp_path / "stuck.toml"
+    pack.write_text(
+        '[[rules]]\nid = "vibration.sensor_stuck"\nsignal = "vibration_rms_mm_s"\nkind = "stuck"\n'
+        'severity = "info"\nfor_s = 120.0\nmin_samples = 20\n'
+    )
+    values = noisy(2.0, 0.3, 20) + [2.2] * 200
+    alerts = run(series("pump-1", "vibration_rms_mm_s", values, step_s=1.0), packs=(str(pack),))
     assert summary(alerts) == [("pump-1", "vibration_rms_mm_s", "vibration.sensor_stuck", "info", "firing")]
 
 

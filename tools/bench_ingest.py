@@ -63,43 +63,56 @@ def blast(port: int, msgs: list[tuple[str, bytes]], qos: int) -> None:
     pub.disconnect()
 
 
-def bare_subscriber_rate(port: int, msgs: list[tuple[str, bytes]]) -> float:
-    done = threading.Event()
-    count = 0
-    first = last = 0.0
-
-    def on_message(client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        nonlocal count, first, last
-        json.loads(msg.payload)
-        if count == 0:
-            first = time.perf_counter()
-        count += 1
-        last = time.perf_counter()
-        if count == len(msgs):
-            done.set()
-
-    sub = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-bare-{time.monotonic_ns()}", protocol=mqtt.MQTTv5
-    )
-    sub.on_message = on_message
+def _persistent_subscriber(port: int, client_id: str) -> mqtt.Client:
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
     sub.connect("127.0.0.1", port)
     sub.subscribe("edge/telemetry/+", qos=1)
     sub.loop_start()
-    time.sleep(0.5)
-    started = time.perf_counter()
-    blast(port, msgs, qos=1)
-    done.wait(120)
+    time.sleep(0.3)
+    return sub
+
+
+def bare_subscriber_rate(port: int, msgs: list[tuple[str, bytes]]) -> float:
+    """Messages are queued at the broker first, then drained: this measures the consumer
+    alone, not the publisher."""
+    client_id = f"bench-bare-{time.monotonic_ns()}"
+    sub = _persistent_subscriber(port, client_id)
     sub.loop_stop()
     sub.disconnect()
-    return count / max(last - started, 1e-9)
+    blast(port, msgs, qos=1)
+    done = threading.Event()
+    count = 0
+
+    def on_message(client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        nonlocal count
+        json.loads(msg.payload)
+        count += 1
+        if count == len(msgs):
+            done.set()
+
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
+    sub.on_message = on_message
+    started = time.perf_counter()
+    sub.connect("127.0.0.1", port)
+    sub.loop_start()
+    done.wait(300)
+    elapsed = time.perf_counter() - started
+    sub.loop_stop()
+    sub.disconnect()
+    return count / elapsed
 
 
 def daemon_rate(port: int, state: Path, msgs: list[tuple[str, bytes]]) -> float:
-    with InProcessDaemon(daemon_settings(port, state, node_id="bench")) as running:
+    """Same shape: the daemon's persistent session collects the messages while it is stopped,
+    then the daemon is started and drains them."""
+    settings = daemon_settings(port, state, node_id="bench")
+    with InProcessDaemon(settings):
+        pass  # registers the persistent session and its subscription
+    blast(port, msgs, qos=1)
+    started = time.perf_counter()
+    with InProcessDaemon(settings) as running:
         counters = running.daemon.telemetry.counters
-        started = time.perf_counter()
-        blast(port, msgs, qos=1)
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300
         while counters.messages < len(msgs) and time.monotonic() < deadline:
             time.sleep(0.001)
         elapsed = time.perf_counter() - started

@@ -56,12 +56,15 @@ class Broker:
         self.start()
 
 
-def start_broker(workdir: Path, port: int, extra_conf: str = "") -> Broker:
+def start_broker(workdir: Path, port: int, extra_conf: str = "", anonymous: bool = True) -> Broker:
     workdir.mkdir(parents=True, exist_ok=True)
     conf = workdir / "mosquitto.conf"
+    # `user root`: when the tests run as root, stop Mosquitto dropping to its own user, which
+    # could not read the test's private files (password file, certificates, persistence).
     conf.write_text(
         f"listener {port} 127.0.0.1\n"
-        "allow_anonymous true\n"
+        "user root\n"
+        f"allow_anonymous {'true' if anonymous else 'false'}\n"
         "persistence true\n"
         f"persistence_location {workdir}/\n"
         "max_queued_messages 100000\n"

@@ -77,6 +77,7 @@ class MqttBus:
         self.counters = BusCounters()
         self._mqtt: Any = None
         self._closing = False
+        self._refused = False
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -137,6 +138,7 @@ class MqttBus:
         client.on_disconnect = self._handle_disconnect
         client.on_message = self._handle_message
         client.on_publish = self._handle_publish
+        client.on_connect_fail = self._handle_connect_fail
         return client
 
     def _connect_kwargs(self) -> dict[str, Any]:
@@ -243,8 +245,10 @@ class MqttBus:
             if message != self._last_error:
                 log.error("mqtt: %s (will keep retrying with backoff)", message)
             self._last_error = message
+            self._refused = True
             return
         self._last_error = ""
+        self._refused = False
         self._connected.set()
         self.counters.connects += 1
         log.info(
@@ -275,11 +279,19 @@ class MqttBus:
             self.counters.disconnects += 1
             if not self._closing:
                 log.warning("mqtt: disconnected (%s); reconnecting", reason_code)
-        elif not self._closing:
+        elif not self._closing and not self._refused:  # a refusal already said why
             message = f"cannot reach broker {self._settings.host}:{self._settings.port} ({reason_code})"
             if message != self._last_error:
                 log.warning("mqtt: %s; retrying with backoff", message)
             self._last_error = message
+
+    def _handle_connect_fail(self, client: Any, userdata: Any) -> None:
+        """The TCP connection or the TLS handshake failed (paho logs the exception itself)."""
+        tls = " or the TLS handshake (check tls_ca_file and the server certificate)" if self._settings.tls else ""
+        message = f"cannot connect to broker {self._settings.host}:{self._settings.port}: the connection{tls} failed"
+        if message != self._last_error:
+            log.error("mqtt: %s; retrying with backoff", message)
+        self._last_error = message
 
     def _handle_publish(self, client: Any, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
         if self._on_published is not None and self._loop is not None:

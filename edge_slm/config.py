@@ -249,7 +249,7 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
         dotted = f"{prefix}{f.name}"
         annotation = hints[f.name]
         value = data[f.name]
-        if dataclasses.is_dataclass(annotation):
+        if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
             if not isinstance(value, Mapping):
                 raise ConfigError(dotted, "expected a table")
             kwargs[f.name] = _build(annotation, value, f"{dotted}.")

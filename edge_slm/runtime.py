@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import json
 import logging
 import signal
@@ -189,7 +190,10 @@ class Daemon:
         if alert.state is AlertState.FIRING:
             history = self.detector.history(alert.device, alert.signal)
             future = self.features.explainer.explain(alert, history)
-            future.add_done_callback(lambda f, a=alert: self._call_soon(self._publish_explanation, a, f))
+            future.add_done_callback(functools.partial(self._explanation_done, alert))
+
+    def _explanation_done(self, alert: Alert, future: concurrent.futures.Future[Explanation]) -> None:
+        self._call_soon(self._publish_explanation, alert, future)
 
     def _publish_explanation(self, alert: Alert, future: concurrent.futures.Future[Explanation]) -> None:
         try:
@@ -232,7 +236,10 @@ class Daemon:
     def _handle_transcript(self, transcript: Transcript) -> None:
         self.counters["transcripts"] += 1
         future = self._voice_pool.submit(self.features.answer, transcript)
-        future.add_done_callback(lambda f, t=transcript: self._call_soon(self._publish_reply, t, f))
+        future.add_done_callback(functools.partial(self._reply_done, transcript))
+
+    def _reply_done(self, transcript: Transcript, future: concurrent.futures.Future[Reply]) -> None:
+        self._call_soon(self._publish_reply, transcript, future)
 
     def _publish_reply(self, transcript: Transcript, future: concurrent.futures.Future[Reply]) -> None:
         try:

@@ -203,7 +203,7 @@ class MqttBus:
             if self._inbox:
                 break
             await self._inbox_event.wait()
-        batch = []
+        batch: list[InboundMessage] = []
         while self._inbox and len(batch) < max_items:
             batch.append(self._inbox.popleft())
         return batch

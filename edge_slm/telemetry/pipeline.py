@@ -63,8 +63,8 @@ class TelemetryPipeline:
             self._reject(topic, payload, f"signals rejected (others accepted): {reasons}", count=False)
         sample = decoded.sample
         try:
-            for alert in self._policy.tick(sample.device, sample.ts):
-                self._emit(alert)
+            for due in self._policy.tick(sample.device, sample.ts):
+                self._emit(due)
             for finding in self._detector.process(sample):
                 alert = self._policy.apply(finding)
                 if alert is not None:

@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     m_pull.add_argument("name")
     m_inspect = models_sub.add_parser("inspect", help="print GGUF metadata and the memory estimate")
     _add_config_flags(m_inspect)
-    m_inspect.add_argument("path")
+    m_inspect.add_argument("path", nargs="?", default="", help="a GGUF file or a known model name (default: the configured model)")
     m_quant = models_sub.add_parser("quantize", help="quantize a GGUF model")
     _add_config_flags(m_quant)
     m_quant.add_argument("src")

@@ -71,6 +71,7 @@ class ModelSettings:
     type_v: str = "f16"
     lora_path: str = ""
     max_tokens: int = 96
+    explain_max_tokens: int = 160  # summary + cause + action as JSON; fewer truncates it
     explain_alerts: bool = True
     explain_deadline_s: float = 30.0
     voice_deadline_s: float = 8.0
@@ -184,6 +185,7 @@ _POSITIVE: frozenset[str] = frozenset(
         "model.n_ctx",
         "model.n_batch",
         "model.max_tokens",
+        "model.explain_max_tokens",
         "model.explain_deadline_s",
         "model.voice_deadline_s",
         "voice.sample_rate_hz",

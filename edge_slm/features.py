@@ -35,7 +35,7 @@ class Features:
         self.explainer = AlertExplainer(
             engine if settings.model.explain_alerts else None,
             deadline_s=settings.model.explain_deadline_s,
-            max_tokens=settings.model.max_tokens,
+            max_tokens=settings.model.explain_max_tokens,
         )
         self.recognizer = IntentRecognizer(settings.intent, engine, deadline_s=settings.model.voice_deadline_s)
         self.nav = NavStateStore()
@@ -53,6 +53,13 @@ class Features:
         self._listener: Any = None
 
     # -- voice commands ---------------------------------------------------------------
+
+    def warm_up(self) -> None:
+        """Prefill the fixed prompt prefixes (or load them from disk) before the first alert
+        or command needs them. Blocks; run it off the event loop."""
+        self.explainer.warm()
+        if self.recognizer.model_tier is not None:
+            self.recognizer.model_tier.warm_up()  # last: a waiting driver's prefix stays hot
 
     def answer(self, transcript: Transcript) -> Reply:
         """Runs on the intent worker thread (the model tier may take a while)."""

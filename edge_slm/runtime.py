@@ -125,6 +125,7 @@ class Daemon:
             asyncio.create_task(self._publish_metrics_periodically(), name="metrics"),
         ]
         self.features.start_voice(self._on_microphone_transcript, self._on_component_status)
+        self._loop.run_in_executor(self._voice_pool, self.features.warm_up)
         log.info("edge-slm running as node %r (profile %s)", self.settings.effective_node_id, self.settings.profile)
         try:
             await stop.wait()

@@ -1,0 +1,676 @@
+"""`LlamaCppEngine`: one llama.cpp model behind one worker thread (the only module importing llama_cpp).
+
+- One worker owns the model; requests wait in a priority queue (api.Priority, ties first-come).
+- A request whose deadline passed while it waited fails at once with ModelTimeout; a running one is
+  cancelled cooperatively by a stopping criterion that checks the clock and a cancel flag after every
+  token (prompt prefill itself is one native call and is not interrupted).
+- The prompt is the model's own chat template (from the GGUF, via llama-cpp-python's Jinja2 chat
+  formatter; ChatML or Gemma turns when the file has none). The fixed prefix (system + few-shot)
+  renders to identical tokens every time, so llama.cpp's prefix match reuses its KV cache;
+  `GenerationResult.cached_tokens` reports how many prompt tokens were reused.
+- JSON-schema requests are constrained by a grammar (LlamaGrammar.from_json_schema) and parsed.
+- `prepare_prefix` evaluates a fixed prefix once and saves its KV state under `state_dir`, keyed by
+  the model file, context settings and prefix hash, so a restart loads it instead of re-evaluating.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import heapq
+import itertools
+import json
+import logging
+import os
+import struct
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edge_slm.errors import DependencyMissing, EdgeSlmError, ModelError, ModelTimeout, ModelUnavailable
+from edge_slm.llm import chat
+from edge_slm.llm.api import GenerationRequest, GenerationResult, ModelOutputError, Priority
+
+if TYPE_CHECKING:
+    from edge_slm.config import ModelSettings, Settings
+    from edge_slm.llm.gguf_info import GgufInfo, MemoryEstimate
+
+log = logging.getLogger(__name__)
+native_log = logging.getLogger("edge_slm.llm.native")
+
+INSTALL_HINT = "pip install 'edge-slm[llm]'"
+STATE_MAGIC = b"ESLMKV01"
+GGML_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q8_0": 8, "bf16": 30}
+
+
+def import_llama_cpp() -> Any:
+    """Import llama_cpp lazily; a missing package is a DependencyMissing naming the extra."""
+    try:
+        import llama_cpp
+    except ImportError as err:
+        raise DependencyMissing(f"llama-cpp-python is not installed: {INSTALL_HINT}") from err
+    return llama_cpp
+
+
+# ---------------------------------------------------------------------------------------------
+# native logs
+
+
+class _NativeLogs:
+    """Routes llama.cpp's log callback into Python logging (DEBUG) or drops it, keeping the last
+    error lines so a failed load can say why."""
+
+    def __init__(self) -> None:
+        self.enabled = False
+        self.recent: deque[str] = deque(maxlen=8)
+        self._callback: Any = None
+        self._partial = ""
+        self.line_hook: Callable[[str], None] | None = None  # sees every native line (quantize progress)
+
+    def install(self, llama_cpp: Any, enabled: bool) -> None:
+        self.enabled = enabled
+        if self._callback is not None:
+            return
+
+        @llama_cpp.llama_log_callback
+        def _cb(level: int, text: bytes, user_data: Any) -> None:
+            try:
+                line = text.decode("utf-8", errors="replace")
+            except Exception:  # pragma: no cover - never raise into C
+                return
+            if level in (2, 3):  # warn, error
+                self.recent.append(line.strip())
+            hook = self.line_hook
+            if hook is not None:
+                try:
+                    hook(line)
+                except Exception:  # pragma: no cover - never raise into C
+                    pass
+            if self.enabled:
+                self._partial += line
+                if self._partial.endswith("\n"):
+                    native_log.debug("%s", self._partial.rstrip())
+                    self._partial = ""
+
+        self._callback = _cb  # keep a reference: the C side holds a raw pointer
+        llama_cpp.llama_log_set(_cb, ctypes.c_void_p(0))
+
+    def last_error(self) -> str:
+        return self.recent[-1] if self.recent else ""
+
+
+NATIVE_LOGS = _NativeLogs()
+
+
+# ---------------------------------------------------------------------------------------------
+# jobs
+
+
+@dataclass(order=True)
+class _Job:
+    priority: int
+    seq: int
+    deadline: float = field(compare=False)
+    submitted: float = field(compare=False)
+    future: Future[Any] = field(compare=False)
+    request: GenerationRequest | None = field(compare=False, default=None)
+    call: Callable[[], Any] | None = field(compare=False, default=None)
+    cancel: threading.Event = field(compare=False, default_factory=threading.Event)
+    preempt: threading.Event = field(compare=False, default_factory=threading.Event)
+    started: bool = field(compare=False, default=False)
+    preemptions: int = field(compare=False, default=0)
+
+
+class _Preempted(Exception):
+    """A higher-priority request arrived: stop this generation and queue it again."""
+
+
+@dataclass(frozen=True)
+class PrefixState:
+    """What `prepare_prefix` did: tokens in the prefix, whether it came from disk, and where it is."""
+
+    n_tokens: int
+    loaded: bool
+    saved: bool
+    path: Path | None
+    elapsed_s: float
+
+
+def effective_threads(n_threads: int) -> int:
+    if n_threads > 0:
+        return n_threads
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+class LlamaCppEngine:
+    """A loaded GGUF model served by one worker thread. Thread-safe to call."""
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str],
+        settings: ModelSettings,
+        *,
+        name: str = "",
+        state_dir: str | os.PathLike[str] | None = None,
+        model_key: str | None = None,
+        seed: int = 1234,
+    ) -> None:
+        llama_cpp = import_llama_cpp()
+        from llama_cpp import llama_chat_format
+
+        self._lc = llama_cpp
+        self.settings = settings
+        self.model_path = Path(model_path)
+        self._name = name or self.model_path.stem
+        self.state_dir = Path(state_dir) if state_dir else None
+        self.n_threads = effective_threads(settings.n_threads)
+        self._seed = seed
+        NATIVE_LOGS.install(llama_cpp, settings.debug_native_logs)
+        verbose = settings.debug_native_logs
+        for kv in (settings.type_k, settings.type_v):
+            if kv not in GGML_TYPES:
+                raise ModelError(f"unsupported KV cache type {kv!r}; choose from {', '.join(GGML_TYPES)}")
+        kwargs: dict[str, Any] = dict(
+            n_ctx=settings.n_ctx,
+            n_batch=settings.n_batch,
+            n_ubatch=min(settings.n_batch, 512),
+            n_threads=self.n_threads,
+            n_threads_batch=self.n_threads,
+            n_gpu_layers=settings.n_gpu_layers,
+            use_mmap=settings.use_mmap,
+            use_mlock=settings.use_mlock,
+            flash_attn=settings.flash_attn,
+            type_k=GGML_TYPES[settings.type_k],
+            type_v=GGML_TYPES[settings.type_v],
+            seed=seed,
+            verbose=verbose,
+        )
+        if settings.lora_path:
+            if not Path(settings.lora_path).is_file():
+                raise ModelError(f"model.lora_path {settings.lora_path} does not exist")
+            kwargs["lora_path"] = settings.lora_path
+        started = time.monotonic()
+        try:
+            self._llm = llama_cpp.Llama(model_path=str(self.model_path), **kwargs)
+        except (ValueError, RuntimeError, OSError) as err:
+            detail = NATIVE_LOGS.last_error() or str(err).splitlines()[0]
+            raise ModelError(f"cannot load model {self.model_path}: {detail}") from err
+        self.load_s = time.monotonic() - started
+        meta = dict(self._llm.metadata or {})
+        self.architecture = str(meta.get("general.architecture", ""))
+        template = meta.get("tokenizer.chat_template", "")
+        self._formatter: Any = None
+        if template:
+            eos_id = self._llm.token_eos()
+            bos_id = self._llm.token_bos()
+            model = self._llm._model
+            eos = model.token_get_text(eos_id) if eos_id != -1 else ""
+            bos = model.token_get_text(bos_id) if bos_id != -1 else ""
+            try:
+                self._formatter = llama_chat_format.Jinja2ChatFormatter(
+                    template=template, eos_token=eos, bos_token=bos, stop_token_ids=[eos_id]
+                )
+                self.chat_format = "gguf-template"
+            except Exception as err:  # a template jinja cannot parse: fall back
+                log.warning("chat template of %s unusable (%s); using a built-in format", self._name, err)
+        if self._formatter is None:
+            self.chat_format = chat.fallback_format_for(self.architecture)
+        self._model_key = model_key or _file_fingerprint(self.model_path)
+        self._grammars: dict[str, Any] = {}
+        self._heap: list[_Job] = []
+        self._seq = itertools.count()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._running: _Job | None = None
+        self.preemptions = 0
+        self._thread = threading.Thread(target=self._worker, name=f"llm-{self._name}", daemon=True)
+        self._thread.start()
+        log.info(
+            "model %s loaded in %.2f s (%s, n_ctx=%d, n_batch=%d, threads=%d, chat format %s)",
+            self._name,
+            self.load_s,
+            self.architecture,
+            settings.n_ctx,
+            settings.n_batch,
+            self.n_threads,
+            self.chat_format,
+        )
+
+    # -- LlmEngine ------------------------------------------------------------------------------
+
+    @property
+    def model_name(self) -> str:
+        return self._name
+
+    @property
+    def llama(self) -> Any:
+        """The underlying llama_cpp.Llama (for benchmarks; do not use it while requests run)."""
+        return self._llm
+
+    def submit(self, request: GenerationRequest) -> Future[GenerationResult]:
+        return self._enqueue(int(request.priority), request.deadline_s, request=request)
+
+    def generate(self, request: GenerationRequest) -> GenerationResult:
+        return self.submit(request).result()
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            pending = list(self._heap)
+            self._heap.clear()
+            if self._running is not None:
+                self._running.cancel.set()
+            self._cond.notify_all()
+        for job in pending:
+            if job.future.set_running_or_notify_cancel():
+                job.future.set_exception(ModelUnavailable("the model engine was shut down"))
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout_s)
+        try:
+            self._llm.close()
+        except Exception as err:  # pragma: no cover - best effort
+            log.debug("closing llama failed: %s", err)
+
+    def __enter__(self) -> LlamaCppEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run_on_worker(
+        self, fn: Callable[[], Any], priority: Priority = Priority.BACKGROUND, deadline_s: float = 60.0
+    ) -> Future[Any]:
+        """Run `fn` on the model's worker thread, queued like a request (maintenance, tests, benchmarks)."""
+        return self._enqueue(int(priority), deadline_s, call=fn)
+
+    # -- queue ----------------------------------------------------------------------------------
+
+    def queue_depth(self) -> int:
+        with self._cond:
+            return len(self._heap)
+
+    def _enqueue(
+        self,
+        priority: int,
+        deadline_s: float,
+        *,
+        request: GenerationRequest | None = None,
+        call: Callable[[], Any] | None = None,
+    ) -> Future[Any]:
+        fut: Future[Any] = Future()
+        now = time.monotonic()
+        job = _Job(priority, next(self._seq), now + deadline_s, now, fut, request, call)
+        with self._cond:
+            if self._closed:
+                fut.set_exception(ModelUnavailable("the model engine is shut down"))
+                return fut
+            heapq.heappush(self._heap, job)
+            running = self._running
+            if running is not None and running.request is not None and priority < running.priority:
+                running.preempt.set()  # a waiting driver outranks an explanation: see _serve
+            self._cond.notify()
+        return fut
+
+    def _worker(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                job = heapq.heappop(self._heap)
+                self._running = job
+            try:
+                self._serve(job)
+            finally:
+                with self._cond:
+                    self._running = None
+
+    def _serve(self, job: _Job) -> None:
+        if not job.started:
+            if not job.future.set_running_or_notify_cancel():
+                return
+            job.started = True
+        now = time.monotonic()
+        if now >= job.deadline:
+            waited = now - job.submitted
+            job.future.set_exception(ModelTimeout(f"request expired after waiting {waited:.2f} s in the model queue"))
+            return
+        try:
+            if job.call is not None:
+                result: Any = job.call()
+            else:
+                assert job.request is not None
+                result = self._run(job, job.request)
+        except _Preempted:
+            # Served again (from the start; its prefix is still cached) after the higher-priority work.
+            job.preempt.clear()
+            job.preemptions += 1
+            self.preemptions += 1
+            with self._cond:
+                if not self._closed:
+                    heapq.heappush(self._heap, job)
+                    return
+            job.future.set_exception(ModelUnavailable("the model engine was shut down"))
+        except EdgeSlmError as err:
+            job.future.set_exception(err)
+        except Exception as err:
+            log.exception("generation failed")
+            job.future.set_exception(ModelUnavailable(f"generation failed: {type(err).__name__}: {err}"))
+        else:
+            job.future.set_result(result)
+
+    # -- prompts --------------------------------------------------------------------------------
+
+    def render(self, messages: Sequence[chat.Message]) -> tuple[str, bool]:
+        """The prompt text (ending with the assistant turn opener) and whether it already contains
+        the BOS/special prefix tokens."""
+        if self._formatter is not None:
+            response = self._formatter(messages=list(messages))
+            return str(response.prompt), bool(response.added_special)
+        renderer = chat.FALLBACK_RENDERERS[self.chat_format]
+        return renderer(messages, True), False
+
+    def tokenize_prompt(self, request_or_messages: GenerationRequest | Sequence[chat.Message]) -> list[int]:
+        if isinstance(request_or_messages, GenerationRequest):
+            r = request_or_messages
+            messages = chat.build_messages(r.system, r.few_shot, r.user)
+        else:
+            messages = list(request_or_messages)
+        text, added_special = self.render(messages)
+        return list(self._llm.tokenize(text.encode("utf-8"), add_bos=not added_special, special=True))
+
+    def prefix_tokens(self, system: str, few_shot: Sequence[tuple[str, str]] = ()) -> list[int]:
+        """The tokens every prompt with this fixed prefix starts with (found by rendering two
+        different user turns and keeping their common start)."""
+        a = self.tokenize_prompt(chat.build_messages(system, few_shot, "\x01a"))
+        b = self.tokenize_prompt(chat.build_messages(system, few_shot, "\x02b"))
+        return a[: chat.common_prefix_len(a, b)]
+
+    def _grammar(self, schema: dict[str, Any]) -> Any:
+        key = chat.schema_key(schema)
+        grammar = self._grammars.get(key)
+        if grammar is None:
+            from llama_cpp import LlamaGrammar
+
+            try:
+                grammar = LlamaGrammar.from_json_schema(key, verbose=False)
+            except Exception as err:
+                raise ModelError(f"JSON schema cannot be turned into a grammar: {err}") from err
+            self._grammars[key] = grammar
+        return grammar
+
+    # -- generation -----------------------------------------------------------------------------
+
+    def _run(self, job: _Job, request: GenerationRequest) -> GenerationResult:
+        llm = self._llm
+        started = time.monotonic()
+        tokens = self.tokenize_prompt(request)
+        n_ctx = llm.n_ctx()
+        if len(tokens) >= n_ctx:
+            raise ModelError(f"prompt of {len(tokens)} tokens does not fit n_ctx={n_ctx}")
+        cached = chat.common_prefix_len(llm.input_ids[: llm.n_tokens].tolist(), tokens)
+        grammar = self._grammar(request.json_schema) if request.json_schema else None
+        reason: list[str] = []
+        first_token_at: list[float] = []
+
+        def stop(_ids: Any, _logits: Any) -> bool:
+            if not first_token_at:
+                first_token_at.append(time.monotonic())
+            if job.cancel.is_set():
+                reason.append("cancelled")
+                return True
+            if job.preempt.is_set():
+                reason.append("preempted")
+                return True
+            if time.monotonic() >= job.deadline:
+                reason.append("deadline")
+                return True
+            return False
+
+        self._prefill(job, request, tokens, cached)
+
+        max_tokens = max(1, min(request.max_tokens, n_ctx - len(tokens)))
+        out = llm.create_completion(
+            prompt=tokens,
+            max_tokens=max_tokens,
+            temperature=request.temperature,
+            top_k=40,
+            top_p=0.95,
+            min_p=0.05,
+            repeat_penalty=1.0,
+            seed=self._seed,
+            grammar=grammar,
+            stop=chat.FALLBACK_STOPS.get(self.chat_format) or None,
+            stopping_criteria=self._lc.StoppingCriteriaList([stop]),
+        )
+        elapsed = time.monotonic() - started
+        if reason:
+            if reason[0] == "preempted":
+                raise _Preempted()
+            if reason[0] == "deadline":
+                raise ModelTimeout(
+                    f"generation cancelled after {elapsed:.2f} s: the {request.deadline_s:g} s deadline passed"
+                )
+            raise ModelUnavailable("generation cancelled: the model engine is shutting down")
+        choice = out["choices"][0]
+        text = str(choice["text"])
+        usage = out.get("usage", {})
+        data: dict[str, Any] | None = None
+        if request.json_schema is not None:
+            try:
+                parsed = json.loads(text)
+            except json.JSONDecodeError as err:
+                raise ModelOutputError(
+                    f"model output is not complete JSON (finish reason {choice.get('finish_reason')}, "
+                    f"{usage.get('completion_tokens', '?')} tokens): raise max_tokens or shorten the schema"
+                ) from err
+            if not isinstance(parsed, dict):
+                raise ModelOutputError("model output is JSON but not an object")
+            data = parsed
+        return GenerationResult(
+            text=text,
+            data=data,
+            prompt_tokens=int(usage.get("prompt_tokens", len(tokens))),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+            elapsed_s=elapsed,
+            queued_s=started - job.submitted,
+            cached_tokens=cached,
+            prefill_s=(first_token_at[0] - started) if first_token_at else elapsed,
+        )
+
+    def _prefill(self, job: _Job, request: GenerationRequest, tokens: list[int], cached: int) -> None:
+        """Evaluate a long uncached prompt part in n_batch chunks, checking deadline, cancel and
+        preemption between chunks (one native decode call cannot be interrupted). The last token is
+        left for create_completion, whose prefix match then finds everything else cached."""
+        llm = self._llm
+        chunk = max(32, self.settings.n_batch)
+        end = len(tokens) - 1
+        if end - cached <= chunk:
+            return  # short: create_completion does it in one go
+        llm.n_tokens = min(llm.n_tokens, cached)  # eval() drops the KV cells past n_tokens
+        for start in range(cached, end, chunk):
+            if job.cancel.is_set():
+                raise ModelUnavailable("generation cancelled: the model engine is shutting down")
+            if job.preempt.is_set():
+                raise _Preempted()
+            if time.monotonic() >= job.deadline:
+                raise ModelTimeout(f"prompt evaluation cancelled: the {request.deadline_s:g} s deadline passed")
+            llm.eval(tokens[start : min(start + chunk, end)])
+
+    # -- prefix state ---------------------------------------------------------------------------
+
+    def state_path(self, system: str, few_shot: Sequence[tuple[str, str]] = ()) -> Path | None:
+        if self.state_dir is None:
+            return None
+        s = self.settings
+        key = f"{self._model_key}-ctx{s.n_ctx}-{s.type_k}{s.type_v}-{chat.prefix_hash(system, few_shot)}"
+        if s.lora_path:
+            key += "-lora" + _file_fingerprint(Path(s.lora_path))[:8]
+        return self.state_dir / "llm-prefix" / f"{key}.kv"
+
+    def prepare_prefix(
+        self, system: str, few_shot: Sequence[tuple[str, str]] = (), *, save: bool = True, timeout_s: float = 300.0
+    ) -> PrefixState:
+        """Put a fixed prefix into the KV cache (from disk when saved before, else by evaluating it
+        and saving it). Runs on the worker at background priority; blocks until done."""
+        fut = self._enqueue(
+            int(Priority.BACKGROUND), timeout_s, call=lambda: self._prepare_prefix(system, few_shot, save)
+        )
+        result: PrefixState = fut.result()
+        return result
+
+    def _prepare_prefix(self, system: str, few_shot: Sequence[tuple[str, str]], save: bool) -> PrefixState:
+        started = time.monotonic()
+        tokens = self.prefix_tokens(system, few_shot)
+        path = self.state_path(system, few_shot)
+        if path is not None and path.is_file():
+            try:
+                self._load_state_file(path, tokens)
+                return PrefixState(len(tokens), True, False, path, time.monotonic() - started)
+            except (ValueError, OSError, RuntimeError) as err:
+                log.warning("saved prefix state %s unusable (%s); evaluating the prefix again", path.name, err)
+        llm = self._llm
+        if chat.common_prefix_len(llm.input_ids[: llm.n_tokens].tolist(), tokens) < len(tokens):
+            llm.reset()
+            llm.eval(tokens)
+        saved = False
+        if save and path is not None:
+            try:
+                self._save_state_file(path, tokens)
+                saved = True
+            except (OSError, RuntimeError) as err:
+                log.warning("cannot save prefix state to %s: %s", path, err)
+        return PrefixState(len(tokens), False, saved, path, time.monotonic() - started)
+
+    def _ctx_handle(self) -> Any:
+        ctx = getattr(getattr(self._llm, "_ctx", None), "ctx", None)
+        if ctx is None:
+            raise RuntimeError("this llama-cpp-python version does not expose the context handle")
+        return ctx
+
+    def _save_state_file(self, path: Path, tokens: Sequence[int]) -> None:
+        lc = self._lc
+        llm = self._llm
+        # Only the prefix: drop anything after it from the cache first.
+        llm.n_tokens = len(tokens)
+        llm._ctx.kv_cache_seq_rm(-1, len(tokens), -1)
+        ctx = self._ctx_handle()
+        size = int(lc.llama_state_seq_get_size(ctx, 0))
+        buf = (ctypes.c_uint8 * size)()
+        n = int(lc.llama_state_seq_get_data(ctx, buf, size, 0))
+        if n <= 0:
+            raise RuntimeError("llama_state_seq_get_data returned nothing")
+        header = json.dumps(
+            {
+                "model_key": self._model_key,
+                "n_tokens": len(tokens),
+                "n_ctx": self.settings.n_ctx,
+                "llama_cpp": getattr(lc, "__version__", ""),
+            }
+        ).encode()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+        with tmp.open("wb") as fh:
+            fh.write(STATE_MAGIC)
+            fh.write(struct.pack("<I", len(header)))
+            fh.write(header)
+            fh.write(struct.pack(f"<{len(tokens)}i", *tokens))
+            fh.write(memoryview(buf)[:n])
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        log.info("saved prefix state (%d tokens, %.1f MB) to %s", len(tokens), n / 1e6, path)
+
+    def _load_state_file(self, path: Path, tokens: Sequence[int]) -> None:
+        lc = self._lc
+        llm = self._llm
+        raw = path.read_bytes()
+        if raw[:8] != STATE_MAGIC:
+            raise ValueError("not a prefix state file")
+        (hlen,) = struct.unpack_from("<I", raw, 8)
+        header = json.loads(raw[12 : 12 + hlen])
+        n_tok = int(header["n_tokens"])
+        if header.get("model_key") != self._model_key or header.get("llama_cpp") != getattr(lc, "__version__", ""):
+            raise ValueError("saved for another model or llama.cpp version")
+        off = 12 + hlen
+        saved_tokens = list(struct.unpack_from(f"<{n_tok}i", raw, off))
+        if saved_tokens != list(tokens):
+            raise ValueError("the prefix tokens differ")
+        off += 4 * n_tok
+        data = raw[off:]
+        ctx = self._ctx_handle()
+        llm.reset()
+        llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+        src = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+        if int(lc.llama_state_seq_set_data(ctx, src, len(data), 0)) == 0:
+            raise RuntimeError("llama_state_seq_set_data rejected the state")
+        llm.input_ids[:n_tok] = saved_tokens
+        llm.n_tokens = n_tok
+        if hasattr(llm, "_requires_eval"):
+            llm._requires_eval = True
+        log.info("loaded prefix state (%d tokens) from %s", n_tok, path)
+
+
+def _file_fingerprint(path: Path) -> str:
+    """Cheap identity of a model file: size plus sha256 of its first and last MiB."""
+    import hashlib
+
+    st = path.stat()
+    digest = hashlib.sha256(str(st.st_size).encode())
+    with path.open("rb") as fh:
+        digest.update(fh.read(1 << 20))
+        if st.st_size > 2 << 20:
+            fh.seek(-(1 << 20), os.SEEK_END)
+            digest.update(fh.read(1 << 20))
+    return f"{st.st_size}-{digest.hexdigest()[:16]}"
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    engine: LlamaCppEngine
+    info: GgufInfo
+    estimate: MemoryEstimate
+
+
+def load_engine(settings: Settings, *, state_dir: str | os.PathLike[str] | None = None) -> LlamaCppEngine:
+    """resolve_model + inspect + admission check + load. Any failure is a ModelError (exit 3)
+    or DependencyMissing (exit 3)."""
+    return load_model(settings, state_dir=state_dir).engine
+
+
+def load_model(settings: Settings, *, state_dir: str | os.PathLike[str] | None = None) -> LoadedModel:
+    from edge_slm.llm.gguf_info import check_admission, inspect_gguf
+    from edge_slm.llm.models import KNOWN_MODELS, resolve_model
+
+    ms = settings.model
+    path = resolve_model(ms, settings.model_cache_dir)
+    info = inspect_gguf(path)
+    estimate = check_admission(info, ms)
+    import_llama_cpp()  # DependencyMissing before anything else is attempted
+    entry = None if ms.path else KNOWN_MODELS.get(ms.name)
+    key = f"{entry.name}-{entry.sha256[:16]}" if entry is not None and entry.sha256 else None
+    name = entry.name if entry is not None else path.stem
+    sdir = (
+        Path(state_dir) if state_dir is not None else (settings.effective_state_dir if ms.save_prefix_state else None)
+    )
+    engine = LlamaCppEngine(path, ms, name=name, state_dir=sdir, model_key=key)
+    log.info("model %s: estimated %s, budget %d MB", name, estimate.describe(), ms.memory_budget_mb)
+    return LoadedModel(engine, info, estimate)
+
+
+__all__ = [
+    "LlamaCppEngine",
+    "LoadedModel",
+    "PrefixState",
+    "effective_threads",
+    "import_llama_cpp",
+    "load_engine",
+    "load_model",
+]

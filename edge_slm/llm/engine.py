@@ -645,6 +645,16 @@ def load_engine(settings: Settings, *, state_dir: str | os.PathLike[str] | None 
     return load_model(settings, state_dir=state_dir).engine
 
 
+def check_model(settings: Settings) -> MemoryEstimate:
+    """Resolve, inspect and admit the configured model without loading it (a fraction of a
+    second): a missing, corrupt or too large model raises ModelError (exit 3) up front."""
+    from edge_slm.llm.gguf_info import check_admission, inspect_gguf
+    from edge_slm.llm.models import resolve_model
+
+    path = resolve_model(settings.model, settings.model_cache_dir)
+    return check_admission(inspect_gguf(path), settings.model)
+
+
 def load_model(settings: Settings, *, state_dir: str | os.PathLike[str] | None = None) -> LoadedModel:
     from edge_slm.llm.gguf_info import check_admission, inspect_gguf
     from edge_slm.llm.models import KNOWN_MODELS, resolve_model
@@ -669,6 +679,7 @@ __all__ = [
     "LlamaCppEngine",
     "LoadedModel",
     "PrefixState",
+    "check_model",
     "effective_threads",
     "import_llama_cpp",
     "load_engine",

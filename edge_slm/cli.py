@@ -104,7 +104,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    from edge_slm.detect.rules import load_rules
+
+    rules = load_rules(settings.detect.packs, settings.detect.disable_rules)  # site packs fail here, not at `run`
     sys.stdout.write(render_toml(settings))
+    sys.stdout.write(f"# {len(rules)} rules: {', '.join(sorted(rule.id for rule in rules))}\n")
     return EXIT_OK
 
 

@@ -276,6 +276,18 @@ def _validate(settings: Settings) -> None:
     node = settings.effective_node_id
     if any(c in node for c in "+#/\0"):
         raise ConfigError("node_id", f"must not contain + # / or NUL, got {node!r}")
+    for key in (
+        "detect.cooldown_s",
+        "detect.anomaly_for_s",
+        "detect.anomaly_min_samples",
+        "voice.trailing_silence_ms",
+        "voice.listen_window_s",
+        "voice.retry_interval_s",
+        "intent.min_model_confidence",
+        "mqtt.session_expiry_s",
+    ):
+        if flat[key] < 0:
+            raise ConfigError(key, f"must not be negative, got {flat[key]!r}")
     if settings.model.n_threads < 0:
         raise ConfigError("model.n_threads", "must be 0 (auto) or more")
     if settings.model.n_gpu_layers < -1:

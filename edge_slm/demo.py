@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -100,9 +101,19 @@ class _Printer:
             self.line(f"   ACTION {topic.rsplit('/', 1)[-1]}: {json.dumps(doc)}")
 
 
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM ends the demo like Ctrl-C, so the broker it started is stopped too."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def run_demo(duration_s: float = 0.0, use_model: bool = True, speed: float = 20.0) -> int:
     import paho.mqtt.client as mqtt
 
+    _interrupt_on_sigterm()
     from edge_slm.runtime import Daemon
 
     host = os.environ.get("EDGE_SLM_MQTT_HOST", "127.0.0.1")

@@ -71,6 +71,9 @@ class Features:
 
     def update_nav(self, payload: bytes) -> str:
         """Keep the latest navigation state; returns the rejection reason for a bad payload."""
+        if not payload.strip():
+            self.nav.set(None)  # an empty retained message clears the state: facts are gone
+            return ""
         try:
             self.nav.update(payload)
         except DecodeError as err:

@@ -38,6 +38,8 @@ from edge_slm.transcripts import parse_transcript
 log = logging.getLogger(__name__)
 
 POLICY_STATE_KEY = "alert_policy"
+LEARNED_STATE_KEY = "detector_learned"
+LEARNED_SAVE_INTERVAL_S = 60.0
 
 
 class Daemon:
@@ -97,6 +99,9 @@ class Daemon:
         if self.outbox is None:
             return
         try:
+            learned = self.outbox.load_state(LEARNED_STATE_KEY)
+            if learned:
+                self.detector.restore_learned(json.loads(learned))
             raw = self.outbox.load_state(POLICY_STATE_KEY)
             if raw:
                 self.policy.restore(json.loads(raw))
@@ -105,6 +110,20 @@ class Daemon:
                 log.info("restored %d firing alerts", len(self.policy.firing()))
         except (OutboxError, ValueError, KeyError, TypeError) as err:
             log.warning("could not restore alert state (%s); starting clean", err)
+
+    def _save_learned(self) -> None:
+        if self.outbox is None:
+            return
+        try:
+            self.outbox.save_state(LEARNED_STATE_KEY, json.dumps(self.detector.learned_state()))
+        except OutboxError as err:
+            self.counters["state_save_errors"] += 1
+            log.debug("learned detector state not saved: %s", err)
+
+    async def _save_learned_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(LEARNED_SAVE_INTERVAL_S)
+            self._save_learned()
 
     def _save_policy(self) -> None:
         if self.outbox is None:
@@ -123,6 +142,7 @@ class Daemon:
         tasks = [
             asyncio.create_task(self._consume(), name="inbound"),
             asyncio.create_task(self._publish_metrics_periodically(), name="metrics"),
+            asyncio.create_task(self._save_learned_periodically(), name="save-learned"),
         ]
         self.features.start_voice(self._on_microphone_transcript, self._on_component_status)
         self._loop.run_in_executor(self._voice_pool, self.features.warm_up)
@@ -137,6 +157,7 @@ class Daemon:
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.publisher.drain(timeout_s=2.0)
             self._save_policy()
+            self._save_learned()
             self.bus.stop()
             self.features.close()
             self._voice_pool.shutdown(wait=False, cancel_futures=True)

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 # CONNACK reason codes that mean "this broker does not speak MQTT 5" (v3 rc 1 / v5 0x84).
 _UNSUPPORTED_PROTOCOL = {1, 132}
+BACKPRESSURE_WAIT_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,7 @@ class MqttBus:
         self._mqtt: Any = None
         self._closing = False
         self._refused = False
+        self._space = threading.Event()
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -206,6 +208,8 @@ class MqttBus:
         batch: list[InboundMessage] = []
         while self._inbox and len(batch) < max_items:
             batch.append(self._inbox.popleft())
+        if len(self._inbox) < self._settings.inbound_queue_size // 2:
+            self._space.set()
         return batch
 
     # -- paho callbacks (network thread) -------------------------------------------------
@@ -215,9 +219,15 @@ class MqttBus:
 
         self.counters.received += 1
         if len(self._inbox) >= self._settings.inbound_queue_size:
-            # Drop the newest and do not ack it: with QoS 1 the broker delivers it again later.
-            self.counters.dropped_inbound += 1
-            return
+            # Backpressure: stop reading from the socket for a while (the broker holds what
+            # follows); if the daemon is still behind, drop this one, ack it so it does not hold
+            # the broker's in-flight quota, and count it.
+            self._space.clear()
+            if not self._space.wait(BACKPRESSURE_WAIT_S) and len(self._inbox) >= self._settings.inbound_queue_size:
+                self.counters.dropped_inbound += 1
+                if message.qos > 0:
+                    client.ack(message.mid, message.qos)
+                return
         self._inbox.append(
             InboundMessage(
                 message.topic, bytes(message.payload), message.qos, bool(message.retain), message.mid, time.time()

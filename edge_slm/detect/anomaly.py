@@ -18,7 +18,7 @@ from edge_slm.detect.evaluate import Transition
 from edge_slm.events import Severity
 
 EWMA_ALPHA = 0.05
-RELATIVE_SPREAD_FLOOR = 0.02  # a flat signal still needs a 2 %-of-level change per z unit
+RELATIVE_SPREAD_FLOOR = 0.005  # a flat signal still needs a 0.5 %-of-level change per z unit
 ABSOLUTE_SPREAD_FLOOR = 1e-3
 
 
@@ -28,7 +28,7 @@ class AnomalySeries:
     z_threshold: float
     for_s: float
     min_samples: int
-    max_gap_s: float = 300.0
+    max_gap_s: float = 3600.0
     n: int = 0
     mean: float = 0.0
     m2: float = 0.0  # Welford sum of squares during warm-up

@@ -16,6 +16,9 @@ from edge_slm.detect.rules import Rule, signal_pattern
 from edge_slm.events import Alert, Finding, Sample
 
 ANOMALY_RULE = "anomaly"
+# Event time going back by more than this starts a new epoch for the series (a replayed or
+# restarted trace); smaller steps back are reordered samples and are skipped.
+NEW_EPOCH_BACKWARD_S = 30.0
 
 
 @dataclass
@@ -40,6 +43,7 @@ class Detector:
         self._series: OrderedDict[tuple[str, str], _SignalState] = OrderedDict()
         self.evicted_series = 0
         self.late_samples = 0
+        self.new_epochs = 0
 
     @property
     def tracked_series(self) -> int:
@@ -66,6 +70,39 @@ class Detector:
             if series.rule.id == alert.rule:
                 series.firing = alert.severity
                 series.onset_ts = alert.onset_ts
+        if alert.rule == ANOMALY_RULE and state.anomaly is not None:
+            state.anomaly.firing, state.anomaly.onset_ts = True, alert.onset_ts
+
+    def learned_state(self) -> list[dict[str, object]]:
+        """What the adaptive detectors have learned (anomaly normals, relative baselines),
+        so a restart does not relearn a fault as the new normal."""
+        out: list[dict[str, object]] = []
+        for (device, signal), state in self._series.items():
+            item: dict[str, object] = {"device": device, "signal": signal}
+            if state.anomaly is not None and state.anomaly.n >= state.anomaly.warmup_samples:
+                a = state.anomaly
+                item["anomaly"] = [a.n, a.mean, a.var, a.m2]
+            baselines = {s.rule.id: [s.baseline, s.baseline_n] for s in state.rule_series if s.baseline is not None}
+            if baselines:
+                item["baselines"] = baselines
+            if len(item) > 2:
+                out.append(item)
+        return out
+
+    def restore_learned(self, items: list[dict[str, object]]) -> None:
+        for item in items:
+            device, signal = str(item["device"]), str(item["signal"])
+            state = self._state(device, signal, numeric=True)
+            anomaly = item.get("anomaly")
+            if state.anomaly is not None and isinstance(anomaly, list) and len(anomaly) == 4:
+                state.anomaly.n = int(anomaly[0])
+                state.anomaly.mean, state.anomaly.var, state.anomaly.m2 = (float(x) for x in anomaly[1:])
+            baselines = item.get("baselines")
+            if isinstance(baselines, dict):
+                for series in state.rule_series:
+                    saved = baselines.get(series.rule.id)
+                    if isinstance(saved, list) and len(saved) == 2 and saved[0] is not None:
+                        series.baseline, series.baseline_n = float(saved[0]), int(saved[1])
 
     def process(self, sample: Sample) -> list[Finding]:
         findings: list[Finding] = []
@@ -79,8 +116,10 @@ class Detector:
                 continue
             state = self._state(sample.device, signal, numeric)
             if sample.ts < state.last_ts:
-                self.late_samples += 1  # event time went backwards: durations would be wrong
-                continue
+                if state.last_ts - sample.ts <= NEW_EPOCH_BACKWARD_S:
+                    self.late_samples += 1  # reordered: its durations would be wrong
+                    continue
+                state = self._new_epoch(sample.device, signal, numeric)
             state.last_ts = sample.ts
             state.history.append((sample.ts, value))
             for series in state.rule_series:
@@ -92,6 +131,27 @@ class Detector:
                 if transition:
                     findings.append(self._anomaly_finding(sample, signal, value, transition))
         return findings
+
+    def _new_epoch(self, device: str, signal: str, numeric: bool) -> _SignalState:
+        """Forget the series so a replayed trace is judged exactly like the live one."""
+        old = self._series.pop((device, signal))
+        state = self._state(device, signal, numeric)
+        for old_series, new_series in zip(old.rule_series, state.rule_series, strict=True):
+            if old_series.firing is not None:  # still firing in the policy: let it resolve
+                new_series.firing, new_series.onset_ts = old_series.firing, old_series.onset_ts
+        if old.anomaly is not None and state.anomaly is not None and old.anomaly.firing:
+            state.anomaly.firing, state.anomaly.onset_ts = True, old.anomaly.onset_ts
+        self.new_epochs += 1
+        return state
+
+    def is_active(self, device: str, signal: str, rule: str) -> bool:
+        """Whether the condition behind (device, signal, rule) holds now (not clearing)."""
+        state = self._series.get((device, signal))
+        if state is None:
+            return False
+        if rule == ANOMALY_RULE:
+            return state.anomaly is not None and state.anomaly.firing and state.anomaly.normal_since is None
+        return any(s.rule.id == rule and s.firing is not None and s.clear_since is None for s in state.rule_series)
 
     def _state(self, device: str, signal: str, numeric: bool) -> _SignalState:
         key = (device, signal)

@@ -5,12 +5,14 @@ ids are derived from the fault's onset so a replay or a restart yields the same 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from edge_slm.events import Alert, AlertState, Finding, Severity
 
 AlertKey = tuple[str, str, str]  # (device, rule, signal)
+MAX_REMEMBERED_RESOLVES = 5000  # for cooldowns; older resolves are long past any cooldown
 
 
 def alert_id(device: str, rule: str, signal: str, onset_ts: float) -> str:
@@ -31,10 +33,14 @@ class AlertPolicy:
         self._resolved_at: dict[AlertKey, float] = {}
         self._suppressed: dict[AlertKey, _Suppressed] = {}
         self.suppressed_count = 0
+        # Other threads (the intent worker) read this immutable copy, never the dict.
+        self._firing_view: tuple[Alert, ...] = ()
 
     def firing(self, device: str | None = None) -> list[Alert]:
-        alerts = self._firing.values()
-        return [a for a in alerts if device is None or a.device == device]
+        return [a for a in self._firing_view if device is None or a.device == device]
+
+    def _changed(self) -> None:
+        self._firing_view = tuple(self._firing.values())
 
     def apply(self, finding: Finding) -> Alert | None:
         key = (finding.device, finding.rule, finding.signal)
@@ -42,13 +48,16 @@ class AlertPolicy:
             return self._fire(key, finding)
         return self._resolve(key, finding)
 
-    def tick(self, device: str, ts: float) -> list[Alert]:
+    def tick(self, device: str, ts: float, still_active: Callable[[AlertKey], bool]) -> list[Alert]:
         """Fire suppressed alerts whose cooldown has passed while their condition still holds."""
+        if not self._suppressed:
+            return []
         due = [k for k, s in self._suppressed.items() if k[0] == device and ts >= s.until_ts]
         alerts = []
         for key in due:
             held = self._suppressed.pop(key)
-            alerts.append(self._open(key, replace(held.finding, ts=ts)))
+            if still_active(key):
+                alerts.append(self._open(key, replace(held.finding, ts=ts)))
         return alerts
 
     def _fire(self, key: AlertKey, finding: Finding) -> Alert | None:
@@ -65,6 +74,7 @@ class AlertPolicy:
                 action=finding.action,
             )
             self._firing[key] = escalated
+            self._changed()
             return escalated
         if key in self._suppressed:
             held = self._suppressed[key]
@@ -72,7 +82,8 @@ class AlertPolicy:
                 self._suppressed[key] = _Suppressed(finding, held.until_ts)
             return None
         last_resolve = self._resolved_at.get(key)
-        if last_resolve is not None and finding.ts < last_resolve + self._cooldown_s:
+        # Only forward in event time: a replayed (earlier) trace is not inside any cooldown.
+        if last_resolve is not None and last_resolve <= finding.ts < last_resolve + self._cooldown_s:
             self._suppressed[key] = _Suppressed(finding, last_resolve + self._cooldown_s)
             self.suppressed_count += 1
             return None
@@ -94,6 +105,7 @@ class AlertPolicy:
             notes=finding.notes,
         )
         self._firing[key] = alert
+        self._changed()
         return alert
 
     def _resolve(self, key: AlertKey, finding: Finding) -> Alert | None:
@@ -102,8 +114,10 @@ class AlertPolicy:
         current = self._firing.pop(key, None)
         if current is None:
             return None
-        self._resolved_at[key] = finding.ts
-        if len(self._resolved_at) > 50_000:
+        self._changed()
+        self._resolved_at.pop(key, None)
+        self._resolved_at[key] = finding.ts  # re-inserted: the dict stays ordered oldest first
+        while len(self._resolved_at) > MAX_REMEMBERED_RESOLVES:
             self._resolved_at.pop(next(iter(self._resolved_at)))
         return replace(
             current,
@@ -128,6 +142,7 @@ class AlertPolicy:
             self._firing[(alert.device, alert.rule, alert.signal)] = alert
         for device, rule, signal, ts in data.get("resolved_at", []):
             self._resolved_at[(device, rule, signal)] = float(ts)
+        self._changed()
 
 
 def _alert_to_dict(alert: Alert) -> dict[str, Any]:

@@ -42,7 +42,7 @@ class Rule:
     min_delta: float = 0.0
     warmup_samples: int = 30
     min_samples: int = 2
-    max_gap_s: float = 300.0
+    max_gap_s: float = 3600.0  # a device silent this long: durations restart
     unit: str = ""
     label: str = ""
     summary: str = ""

@@ -63,7 +63,7 @@ class TelemetryPipeline:
             self._reject(topic, payload, f"signals rejected (others accepted): {reasons}", count=False)
         sample = decoded.sample
         try:
-            for due in self._policy.tick(sample.device, sample.ts):
+            for due in self._policy.tick(sample.device, sample.ts, self._still_active):
                 self._emit(due)
             for finding in self._detector.process(sample):
                 alert = self._policy.apply(finding)
@@ -74,6 +74,10 @@ class TelemetryPipeline:
             log.exception("telemetry: detection failed for %s", topic)
             return
         self.counters.samples += 1
+
+    def _still_active(self, key: tuple[str, str, str]) -> bool:
+        device, rule, signal = key
+        return self._detector.is_active(device, signal, rule)
 
     def _emit(self, alert: Alert) -> None:
         if alert.state.value == "firing":

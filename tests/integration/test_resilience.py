@@ -155,3 +155,26 @@ def test_outbox_turning_read_only_mid_run_is_counted_not_fatal(broker: Broker, s
         assert running.daemon.publisher.counters.outbox_errors >= 1
         pub.loop_stop()
     rec.close()
+
+
+def test_restart_keeps_what_the_anomaly_detector_learned(broker: Broker, state_dir: Path) -> None:
+    rec = Recorder(broker.port, ["edge/alerts/+"])
+    settings = daemon_settings(broker.port, state_dir)
+    pub = publisher(broker.port)
+
+    def send(start: int, values: list[float]) -> None:
+        for i, v in enumerate(values):
+            pub.publish(
+                "edge/telemetry/press-1", json.dumps({"ts": T0 + start + i, "signals": {"pressure_bar": v}}), qos=1
+            )
+
+    with InProcessDaemon(settings):
+        send(0, [50.0 + (i % 5) * 0.1 for i in range(60)] + [70.0] * 10)
+        assert rec.wait_for(lambda: any(a["state"] == "firing" for a in rec.json_on("edge/alerts/press-1")), 10)
+    with InProcessDaemon(settings):  # restarted: the fault continues, then the signal recovers
+        send(70, [70.0] * 10 + [50.0 + (i % 5) * 0.1 for i in range(30)])
+        assert rec.wait_for(lambda: any(a["state"] == "resolved" for a in rec.json_on("edge/alerts/press-1")), 10)
+    alerts = rec.json_on("edge/alerts/press-1")
+    assert [a["state"] for a in alerts] == ["firing", "resolved"] and alerts[0]["id"] == alerts[1]["id"]
+    pub.loop_stop()
+    rec.close()

@@ -11,6 +11,7 @@ GOOD = [
     (b'{"ts": 1732700000.5, "signals": {"a": 1}}', 1732700000.5, {"a": 1.0}),
     (b'{"signals": {"a": 2.5, "b": true}}', NOW, {"a": 2.5, "b": True}),
     (b'{"ts": 1732700001, "signals": {"x": -3}, "extra": "ignored"}', 1732700001.0, {"x": -3.0}),
+    (b'{"ts": 12.5, "signals": {"x": 1}}', 12.5, {"x": 1.0}),  # relative event time is still event time
 ]
 
 
@@ -37,6 +38,7 @@ BAD = [
     (b'{"ts": "yesterday", "signals": {"a": 1}}', "'ts' must be a number"),
     (b'{"ts": 1732700000500, "signals": {"a": 1}}', "milliseconds"),
     (b'{"ts": -5, "signals": {"a": 1}}', "non-negative"),
+    (b'{"ts": 1' + b"0" * 400 + b', "signals": {"a": 1}}', "too large"),
     (b"[" * 100000 + b"]" * 100000, "nested too deeply"),
     (b'{"signals": {"a": 1}, "pad": "' + b"x" * 300_000 + b'"}', "too large"),
 ]

@@ -29,11 +29,11 @@ def run(
     alerts: list[Alert] = []
     for ts, device, signal, value in trace:
         sample = Sample(device, ts, {signal: value}, ts)
-        alerts += policy.tick(device, ts)
         for finding in detector.process(sample):
             alert = policy.apply(finding)
             if alert:
                 alerts.append(alert)
+        alerts += policy.tick(device, ts, lambda key: detector.is_active(key[0], key[2], key[1]))
     return alerts
 
 
@@ -276,3 +276,34 @@ def test_policy_snapshot_round_trip() -> None:
     restored = AlertPolicy(settings.cooldown_s)
     restored.restore(policy.snapshot())
     assert [a.id for a in restored.firing()] == [a.id for a in policy.firing()]
+
+
+def test_replaying_a_trace_into_the_same_detector_repeats_its_alerts() -> None:
+    trace = series("pump-1", "vibration_rms_mm_s", [2.0] * 10 + [9.0] * 40 + [2.0] * 40)
+    alerts = run(trace + trace)  # the second copy jumps back in event time: a new epoch
+    assert [a.state.value for a in alerts] == ["firing", "resolved", "firing", "resolved"]
+    assert alerts[0].id == alerts[2].id
+
+
+def test_one_future_dated_sample_does_not_blind_the_series() -> None:
+    trace = series("pump-1", "vibration_rms_mm_s", [2.0] * 5)
+    trace.append((T0 + 30 * 24 * 3600, "pump-1", "vibration_rms_mm_s", 2.0))
+    trace += series("pump-1", "vibration_rms_mm_s", [2.0] * 5 + [9.0] * 30, start=T0 + 10)
+    assert [a.rule for a in run(trace)] == ["vibration.iso10816"]
+
+
+@pytest.mark.parametrize(("base", "noise", "step"), [(5.0, 0.05, 0.5), (400.0, 2.0, -40.0), (300.0, 0.5, 15.0)])
+def test_anomaly_on_signals_with_a_large_offset(base: float, noise: float, step: float) -> None:
+    values = noisy(base, noise, 100) + noisy(base + step, noise, 20, seed=3)
+    assert [a.rule for a in run(series("plant-1", "some_signal", values))] == ["anomaly"]
+
+
+def test_suppressed_alert_is_dropped_when_its_condition_cleared_meanwhile() -> None:
+    values = [2.0] * 20 + [9.0] * 40 + [2.0] * 22 + [9.0] * 13 + [2.0] * 60
+    alerts = run(series("pump-1", "vibration_rms_mm_s", values), DetectSettings(cooldown_s=30.0))
+    assert [a.state.value for a in alerts] == ["firing", "resolved"]
+
+
+def test_sparse_sampling_still_alerts() -> None:
+    alerts = run(series("pump-1", "bearing_temperature_c", [60.0, 120.0, 120.0, 120.0], step_s=400.0))
+    assert [(a.rule, a.severity.label) for a in alerts] == [("bearing.overheat", "critical")]

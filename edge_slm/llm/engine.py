@@ -227,6 +227,8 @@ class LlamaCppEngine:
         self._closed = False
         self._running: _Job | None = None
         self.preemptions = 0
+        self.prefix_swaps = 0
+        self._prefix_cache: dict[Path, list[int]] = {}
         self._thread = threading.Thread(target=self._worker, name=f"llm-{self._name}", daemon=True)
         self._thread.start()
         log.info(
@@ -416,6 +418,7 @@ class LlamaCppEngine:
         if len(tokens) >= n_ctx:
             raise ModelError(f"prompt of {len(tokens)} tokens does not fit n_ctx={n_ctx}")
         cached = chat.common_prefix_len(llm.input_ids[: llm.n_tokens].tolist(), tokens)
+        cached = self._swap_in_saved_prefix(request, tokens, cached)
         grammar = self._grammar(request.json_schema) if request.json_schema else None
         reason: list[str] = []
         first_token_at: list[float] = []
@@ -484,6 +487,27 @@ class LlamaCppEngine:
             cached_tokens=cached,
             prefill_s=(first_token_at[0] - started) if first_token_at else elapsed,
         )
+
+    def _swap_in_saved_prefix(self, request: GenerationRequest, tokens: list[int], cached: int) -> int:
+        """The KV cache holds another prompt's prefix (explanations and voice commands take
+        turns): loading this request's saved prefix state takes milliseconds where evaluating
+        it again takes seconds on a small board."""
+        path = self.state_path(request.system, request.few_shot)
+        if path is None or not path.is_file():
+            return cached
+        prefix = self._prefix_cache.get(path)
+        if prefix is None:
+            prefix = self.prefix_tokens(request.system, request.few_shot)
+            self._prefix_cache[path] = prefix
+        if cached >= len(prefix) or tokens[: len(prefix)] != prefix:
+            return cached
+        try:
+            self._load_state_file(path, prefix)
+        except (ValueError, OSError, RuntimeError) as err:
+            log.debug("saved prefix %s not used: %s", path.name, err)
+            return chat.common_prefix_len(self._llm.input_ids[: self._llm.n_tokens].tolist(), tokens)
+        self.prefix_swaps += 1
+        return len(prefix)
 
     def _prefill(self, job: _Job, request: GenerationRequest, tokens: list[int], cached: int) -> None:
         """Evaluate a long uncached prompt part in n_batch chunks, checking deadline, cancel and

@@ -146,6 +146,21 @@ def test_prefix_state_survives_restart(tiny: Path, tmp_path: Path) -> None:
         assert not third.prepare_prefix(system, save=False).loaded
 
 
+def test_alternating_prefixes_swap_in_their_saved_state(tiny: Path, tmp_path: Path) -> None:
+    from edge_slm.llm.engine import LlamaCppEngine
+
+    explain, voice = "Explain alerts. " * 30, "Classify commands. " * 30
+    with LlamaCppEngine(tiny, SETTINGS, state_dir=tmp_path) as eng:
+        n_explain = eng.prepare_prefix(explain).n_tokens
+        n_voice = eng.prepare_prefix(voice).n_tokens
+        first = eng.generate(GenerationRequest(system=explain, user="a", max_tokens=4))
+        second = eng.generate(GenerationRequest(system=voice, user="b", max_tokens=4))
+        third = eng.generate(GenerationRequest(system=explain, user="a", max_tokens=4))
+        assert eng.prefix_swaps >= 2
+        assert first.cached_tokens >= n_explain and second.cached_tokens >= n_voice and third.cached_tokens >= n_explain
+        assert third.text == first.text  # a swapped-in prefix answers as the evaluated one did
+
+
 def test_close_fails_pending_and_later_requests(tiny: Path) -> None:
     from edge_slm.llm.engine import LlamaCppEngine
 

@@ -83,7 +83,7 @@ class ModelSettings:
 class VoiceSettings:
     enabled: bool = True
     input_device: str = ""  # sounddevice name or index; "" = system default
-    vosk_model: str = ""  # path or known name; "" = none (transcripts over MQTT still work)
+    vosk_model: str = "vosk-model-small-en-us-0.15"  # path or known name; "" = no microphone path
     vehicle_device: str = ""
     sample_rate_hz: int = 16000
     activation: str = "always"  # "always" | "wake" | "push"
@@ -94,7 +94,9 @@ class VoiceSettings:
     grammar_mode: bool = True
     phrases: tuple[str, ...] = ()
     retry_interval_s: float = 5.0
-    language: str = "en"
+    vad: str = "energy"  # endpointing: "energy" (adaptive sub-band floors), "webrtc" or "hybrid"
+    min_grammar_confidence: float = 0.6
+    open_fallback: bool = True  # free speech when the grammar decoder is not sure
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "log_level": ("debug", "info", "warning", "error"),
     "mqtt.protocol": ("auto", "5", "3.1.1"),
     "voice.activation": ("always", "wake", "push"),
+    "voice.vad": ("energy", "webrtc", "hybrid"),
     "model.type_k": ("f32", "f16", "q8_0", "q4_0"),
     "model.type_v": ("f32", "f16", "q8_0", "q4_0"),
 }

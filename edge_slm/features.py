@@ -94,7 +94,17 @@ class Features:
         from edge_slm.voice.listener import VoiceListener
 
         phrases = self.recognizer.phrases_for_asr()
-        self._listener = VoiceListener(voice, phrases, on_transcript, on_status)
+        self._listener = VoiceListener(
+            voice,
+            phrases,
+            on_transcript,
+            on_status,
+            cache_dir=self._settings.model_cache_dir / "vosk",
+            vad=voice.vad,
+            min_grammar_confidence=voice.min_grammar_confidence,
+            open_fallback=voice.open_fallback,
+            debug=self._settings.log_level == "debug",
+        )
         self._listener.start()
 
     def stop_voice(self) -> None:

@@ -7,6 +7,7 @@ into one stderr line and exit code 3.
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,23 @@ def cmd_models_list(settings: Settings) -> int:
 
 def cmd_models_pull(settings: Settings, name: str) -> int:
     from edge_slm.llm.models import pull, sha256_file
+    from edge_slm.voice import vosk_models
+
+    if name in vosk_models.KNOWN_MODELS:  # speech models share the command and the cache root
+        shown = [-1]
+
+        def progress(done: int, total: int) -> None:
+            pct = int(done * 100 / total) if total else 0
+            if pct // 5 != shown[0] // 5:
+                shown[0] = pct
+                print(
+                    f"\r{name}: {done / 1e6:.1f} / {total / 1e6:.1f} MB ({pct}%)", end="", file=sys.stderr, flush=True
+                )
+
+        target = vosk_models.download(name, settings.model_cache_dir / "vosk", progress=progress)
+        print(file=sys.stderr)
+        _print(f"{name}: {target}")
+        return EXIT_OK
 
     path = pull(name, settings.model_cache_dir, progress=True)
     _print(f"{name}: {path} ({path.stat().st_size / 1e6:.1f} MB, sha256 {sha256_file(path)})")

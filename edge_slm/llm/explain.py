@@ -248,17 +248,29 @@ class AlertExplainer:
         if invented:
             log.info("alert %s: model output invents numbers %s; using the template", alert.id, invented)
             return template, "rejected"
+        summary, cause = str(fields["summary"]).strip(), str(fields["cause"]).strip()
+        if not mentions_value(summary, alert.value):
+            # A small model's summary that does not state the measured value is often a
+            # paraphrase of the notes ("pressure is 220-250 kPa"): keep the rule's factual
+            # summary and add the model's reasoning to it.
+            summary = f"{alert.summary} Likely cause: {cause}"
         return (
             Explanation(
                 alert_id=alert.id,
                 device=alert.device,
-                summary=str(fields["summary"]).strip(),
+                summary=summary,
                 action=str(fields["action"]).strip(),
                 explained_by="model",
-                cause=str(fields["cause"]).strip(),
+                cause=cause,
             ),
             "model",
         )
+
+
+def mentions_value(text: str, value: float) -> bool:
+    """Whether `text` states `value` (at any rounding from 0 to 3 decimals)."""
+    written = {float(n) for n in _NUMBER.findall(text)}
+    return any(math.isclose(round(value, d), n, abs_tol=1e-9) for d in range(4) for n in written)
 
 
 __all__ = [
@@ -266,6 +278,7 @@ __all__ = [
     "AlertExplainer",
     "build_facts",
     "invented_numbers",
+    "mentions_value",
     "sanitize_id",
     "sanitize_text",
     "template_explanation",

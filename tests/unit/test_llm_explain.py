@@ -135,3 +135,43 @@ def test_explainer_never_raises_on_submit_error() -> None:
 
     e = AlertExplainer(Broken(None)).explain(ALERT, []).result(timeout=1)  # type: ignore[arg-type]
     assert e.explained_by == "template"
+
+
+def test_a_model_summary_without_the_measured_value_keeps_the_rule_summary() -> None:
+    from concurrent.futures import Future
+
+    from edge_slm.events import Alert, AlertState, Severity
+    from edge_slm.llm.api import GenerationResult
+    from edge_slm.llm.explain import AlertExplainer
+
+    alert = Alert(
+        "a9",
+        "car-1",
+        "Vehicle.Chassis.Axle.Row2.Wheel.Right.Tire.Pressure",
+        "tire.low_pressure",
+        Severity.WARNING,
+        AlertState.FIRING,
+        165.0,
+        1.0,
+        "Tire pressure at rear right is 165 kPa.",
+        "Inflate it.",
+        notes="Typical placard pressure is 220-250 kPa.",
+    )
+
+    class Paraphrasing:
+        model_name = "fake"
+
+        def submit(self, request: object) -> Future[GenerationResult]:
+            fut: Future[GenerationResult] = Future()
+            data = {
+                "summary": "The tire pressure of car-1 is 220-250 kPa.",
+                "cause": "A slow puncture.",
+                "action": "Check the tire for a puncture.",
+            }
+            fut.set_result(GenerationResult(text="", data=data, prompt_tokens=1, completion_tokens=1, elapsed_s=0.1))
+            return fut
+
+    explanation = AlertExplainer(Paraphrasing(), deadline_s=5).explain(alert, [(0.0, 230.0), (1.0, 165.0)]).result(5)  # type: ignore[arg-type]
+    assert explanation.explained_by == "model"
+    assert explanation.summary == "Tire pressure at rear right is 165 kPa. Likely cause: A slow puncture."
+    assert explanation.action == "Check the tire for a puncture."

@@ -164,6 +164,8 @@ def run_intent_cli(
             _emit(stdout, recognizer.recognize(text).to_payload())
             return EXIT_OK
         for line_no, line in enumerate(stdin, start=1):
+            if not line.strip():
+                continue  # blank lines (a trailing newline, a separator) are not requests
             stdout.write(_batch_line(recognizer, line, line_no) + "\n")
             stdout.flush()
         return EXIT_OK
@@ -173,8 +175,6 @@ def run_intent_cli(
 
 
 def _batch_line(recognizer: IntentRecognizer, line: str, line_no: int) -> str:
-    if not line.strip():
-        return _error_line(line_no, "empty line")
     try:
         item = json.loads(line)
     except json.JSONDecodeError as err:

@@ -190,14 +190,14 @@ def test_cli_batch_loads_model_once_and_survives_bad_lines() -> None:
             json.dumps({"text": "steer us toward the old mill again"}),
         ]
     )
-    code, lines = run(None, True, stdin, loader)
+    code, lines = run(None, True, stdin + "\n\n", loader)
     assert code == 0
-    assert len(lines) == 7
+    assert len(lines) == 6  # one per request line; blank lines are skipped
     assert lines[0]["intent"] == "call_contact" and lines[0]["source"] == "grammar"
     assert lines[1] == {"error": lines[1]["error"], "line": 2}
     assert lines[2]["intent"] == "navigate_to" and lines[2]["source"] == "model"
-    assert "error" in lines[3] and "error" in lines[4] and "error" in lines[5]
-    assert lines[6]["source"] == "model"
+    assert "error" in lines[3] and "error" in lines[4]
+    assert lines[5]["source"] == "model"
     assert len(loads) == 1 and loads[0].closed
 
 

@@ -5,18 +5,16 @@ and gives the runtime one small surface over them."""
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
 from edge_slm.config import Settings
 from edge_slm.errors import DecodeError
 from edge_slm.events import Alert, Reply, Transcript
+from edge_slm.intent.answer import answer, build_responder
 from edge_slm.intent.recognizer import IntentRecognizer
-from edge_slm.intent.respond import Responder
 from edge_slm.llm.api import LlmEngine
 from edge_slm.llm.explain import AlertExplainer
-from edge_slm.nav.poi import load_poi_index
 from edge_slm.nav.state import NavStateStore
 
 log = logging.getLogger(__name__)
@@ -39,17 +37,10 @@ class Features:
         )
         self.recognizer = IntentRecognizer(settings.intent, engine, deadline_s=settings.model.voice_deadline_s)
         self.nav = NavStateStore()
-        grammar = self.recognizer.grammar
-        self.pois = load_poi_index(settings.poi.file, lambda category: grammar.canonical("category", category))
-        if settings.poi.file and self.pois is None:
-            self.status["poi"] = f"unusable: {settings.poi.file}"
         vehicle = settings.voice.vehicle_device
-        self.responder = Responder(
-            nav=self.nav,
-            pois=self.pois,
-            firing_alerts=lambda: firing_alerts(vehicle or None),
-            vehicle_device=vehicle,
-        )
+        self.responder = build_responder(settings, self.nav, lambda: firing_alerts(vehicle or None))
+        if settings.poi.file and self.responder.pois is None:
+            self.status["poi"] = f"unusable: {settings.poi.file}"
         self._listener: Any = None
 
     # -- voice commands ---------------------------------------------------------------
@@ -63,11 +54,7 @@ class Features:
 
     def answer(self, transcript: Transcript) -> Reply:
         """Runs on the intent worker thread (the model tier may take a while)."""
-        started = time.perf_counter()
-        intent = self.recognizer.recognize(transcript.text)
-        text, actions = self.responder.respond(intent)
-        latency_ms = (time.perf_counter() - started) * 1000.0
-        return Reply(transcript.id, transcript.text, intent, text, latency_ms, actions)
+        return answer(transcript, self.recognizer, self.responder)
 
     def update_nav(self, payload: bytes) -> str:
         """Keep the latest navigation state; returns the rejection reason for a bad payload."""

@@ -126,6 +126,10 @@ class Responder:
             IntentName.VEHICLE_STATUS: self._vehicle_status,
         }
 
+    @property
+    def pois(self) -> PoiIndex | None:
+        return self._pois
+
     def respond(self, intent: Intent) -> tuple[str, tuple[Action, ...]]:
         handler = self._handlers.get(intent.name)
         if handler is None:

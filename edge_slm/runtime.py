@@ -184,8 +184,8 @@ class Daemon:
                     self.bus.ack(message)
             await asyncio.sleep(0)  # let publishing and timers run between batches
 
-    def _on_connected(self) -> None:
-        self.publisher.on_connected()
+    def _on_connected(self, session_present: bool) -> None:
+        self.publisher.on_connected(session_present)
 
     def _on_published(self, mid: int) -> None:
         self.publisher.on_published(mid)

@@ -57,7 +57,7 @@ class MqttBus:
         client_id: str,
         status_topic: str,
         subscriptions: list[str],
-        on_connected: Callable[[], None] | None = None,
+        on_connected: Callable[[bool], None] | None = None,
         on_published: Callable[[int], None] | None = None,
     ) -> None:
         self._settings = settings
@@ -271,7 +271,8 @@ class MqttBus:
         for topic in self._subscriptions:
             client.subscribe(topic, qos=1)
         if self._on_connected is not None and self._loop is not None:
-            self._loop.call_soon_threadsafe(self._on_connected)
+            session_present = bool(getattr(flags, "session_present", True))
+            self._loop.call_soon_threadsafe(self._on_connected, session_present)
 
     def _recreate_client(self) -> None:
         old = self._client

@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     payload BLOB NOT NULL,
     qos INTEGER NOT NULL,
     retain INTEGER NOT NULL,
-    created_ts REAL NOT NULL
+    created_ts REAL NOT NULL,
+    acked_ts REAL
 );
 CREATE INDEX IF NOT EXISTS outbox_order ON outbox (kind, id);
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -68,6 +69,9 @@ class Outbox:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a process crash
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(outbox)")}
+            if "acked_ts" not in columns:  # an outbox written by an earlier version
+                self._db.execute("ALTER TABLE outbox ADD COLUMN acked_ts REAL")
             self._rows, self._bytes = self._db.execute(
                 "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM outbox"
             ).fetchone()
@@ -95,6 +99,38 @@ class Outbox:
         self._bytes += len(payload)
         return int(cur.lastrowid or 0)
 
+    def acknowledge(self, row_id: int, keep: bool) -> None:
+        """The broker has it. Alerts and explanations are kept a little longer (`keep`), so
+        they can be sent again if the broker crashes and comes back without its sessions."""
+        if not keep:
+            self.delete(row_id)
+            return
+        try:
+            self._db.execute("UPDATE outbox SET acked_ts = ? WHERE id = ?", (time.time(), row_id))
+        except sqlite3.Error as err:
+            raise OutboxError(f"outbox update failed: {err}") from err
+
+    def requeue_acknowledged(self, since_ts: float) -> int:
+        """Make messages acknowledged since `since_ts` pending again; returns how many."""
+        try:
+            cur = self._db.execute("UPDATE outbox SET acked_ts = NULL WHERE acked_ts >= ?", (since_ts,))
+        except sqlite3.Error as err:
+            raise OutboxError(f"outbox update failed: {err}") from err
+        return int(cur.rowcount)
+
+    def forget_acknowledged(self, before_ts: float) -> None:
+        try:
+            cur = self._db.execute("DELETE FROM outbox WHERE acked_ts IS NOT NULL AND acked_ts < ?", (before_ts,))
+        except sqlite3.Error as err:
+            raise OutboxError(f"outbox delete failed: {err}") from err
+        if cur.rowcount:
+            self._recount()
+
+    def _recount(self) -> None:
+        self._rows, self._bytes = self._db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM outbox"
+        ).fetchone()
+
     def delete(self, row_id: int) -> None:
         try:
             row = self._db.execute("SELECT LENGTH(payload) FROM outbox WHERE id = ?", (row_id,)).fetchone()
@@ -111,7 +147,8 @@ class Outbox:
         self._expire()
         try:
             rows = self._db.execute(
-                "SELECT id, kind, topic, payload, qos, retain, created_ts FROM outbox ORDER BY kind, id LIMIT ?",
+                "SELECT id, kind, topic, payload, qos, retain, created_ts FROM outbox WHERE acked_ts IS NULL "
+                "ORDER BY kind, id LIMIT ?",
                 (limit + len(exclude),),
             ).fetchall()
         except sqlite3.Error as err:

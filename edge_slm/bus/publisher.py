@@ -9,6 +9,7 @@ import asyncio
 import collections
 import json
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,10 @@ from edge_slm.bus.outbox import Kind, Outbox, OutboxError, OutboxRow
 log = logging.getLogger(__name__)
 
 MEMORY_QUEUE_LIMIT = 10_000
+# After a broker crash that lost its sessions, alerts and explanations it acknowledged this
+# recently are sent again: subscribers' queued copies died with the broker.
+REDELIVER_WINDOW_S = 300.0
+REDELIVER_DELAY_S = 2.0  # give subscribers a moment to reconnect and subscribe again
 
 
 @dataclass
@@ -27,6 +32,7 @@ class PublisherCounters:
     replayed: int = 0
     outbox_errors: int = 0
     memory_dropped: int = 0
+    redelivered: int = 0
 
 
 class DurablePublisher:
@@ -35,9 +41,11 @@ class DurablePublisher:
         self._outbox = outbox
         self._replay_interval_s = 1.0 / replay_rate_per_s
         self._in_flight: dict[int, int] = {}  # mid -> outbox row id (negative: memory queue)
+        self._in_flight_kind: dict[int, Kind] = {}  # row id -> kind, until acknowledged
         self._memory: collections.OrderedDict[int, OutboxRow] = collections.OrderedDict()
         self._next_memory_id = -1
         self._replay_task: asyncio.Task[None] | None = None
+        self._connected_before = False
         self.counters = PublisherCounters()
         self._outbox_error_logged = False
 
@@ -49,6 +57,7 @@ class DurablePublisher:
         data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         row_id = self._store(kind, topic, data, qos)
         self.counters.sent += 1
+        self._in_flight_kind[row_id] = kind
         mid = self._bus.publish(topic, data, qos=qos)
         if mid is not None:
             self._in_flight[mid] = row_id
@@ -81,18 +90,35 @@ class DurablePublisher:
             return
         if self._outbox is not None:
             try:
-                self._outbox.delete(row_id)
+                self._outbox.acknowledge(row_id, keep=self._in_flight_kind.pop(row_id, None) in _KEPT)
             except OutboxError as err:
                 self.counters.outbox_errors += 1
                 log.warning("outbox: %s", err)
 
-    def on_connected(self) -> None:
+    def on_connected(self, session_present: bool = True) -> None:
         # Messages in flight on the old connection get no PUBACK now: replay them all.
         self._in_flight.clear()
+        delay_s = 0.0
+        if self._connected_before and not session_present and self._outbox is not None:
+            try:
+                again = self._outbox.requeue_acknowledged(time.time() - REDELIVER_WINDOW_S)
+            except OutboxError as err:
+                again = 0
+                self.counters.outbox_errors += 1
+                log.warning("outbox: %s", err)
+            if again:
+                log.warning(
+                    "broker came back without our session: sending the last %d alerts/explanations again", again
+                )
+                self.counters.redelivered += again
+                delay_s = REDELIVER_DELAY_S
+        self._connected_before = True
         if self._replay_task is None or self._replay_task.done():
-            self._replay_task = asyncio.get_running_loop().create_task(self._replay(), name="outbox-replay")
+            self._replay_task = asyncio.get_running_loop().create_task(self._replay(delay_s), name="outbox-replay")
 
-    async def _replay(self) -> None:
+    async def _replay(self, delay_s: float = 0.0) -> None:
+        if delay_s:
+            await asyncio.sleep(delay_s)
         while self._bus.connected:
             rows = self._pending_rows(200)
             if not rows:
@@ -104,6 +130,7 @@ class DurablePublisher:
                 if mid is None:
                     return
                 self._in_flight[mid] = row.row_id
+                self._in_flight_kind[row.row_id] = row.kind
                 self.counters.replayed += 1
                 await asyncio.sleep(self._replay_interval_s)
             # wait for the PUBACKs of this batch before reading the next one
@@ -117,6 +144,7 @@ class DurablePublisher:
         rows: list[OutboxRow] = []
         if self._outbox is not None:
             try:
+                self._outbox.forget_acknowledged(time.time() - REDELIVER_WINDOW_S)
                 rows = self._outbox.pending(limit, exclude=flying)
             except OutboxError as err:
                 self.counters.outbox_errors += 1
@@ -131,6 +159,9 @@ class DurablePublisher:
         deadline = loop.time() + timeout_s
         while self._in_flight and loop.time() < deadline:
             await asyncio.sleep(0.02)
+
+
+_KEPT = (Kind.ALERT, Kind.EXPLANATION)
 
 
 def _flag_replayed(payload: bytes) -> bytes:

@@ -178,3 +178,28 @@ def test_restart_keeps_what_the_anomaly_detector_learned(broker: Broker, state_d
     assert [a["state"] for a in alerts] == ["firing", "resolved"] and alerts[0]["id"] == alerts[1]["id"]
     pub.loop_stop()
     rec.close()
+
+
+def test_broker_crash_that_loses_sessions_gets_recent_alerts_again(broker: Broker, state_dir: Path) -> None:
+    # The consumer has a persistent session but is offline when the alert goes out; the broker
+    # queues it for them, then is SIGKILLed and forgets everything.
+    Recorder(broker.port, ["edge/alerts/+"], client_id="late-consumer", persistent=True).close()
+    with InProcessDaemon(daemon_settings(broker.port, state_dir)) as running:
+        pub = publisher(broker.port)
+        for i in range(20):
+            pub.publish(
+                "edge/telemetry/pump-k", json.dumps({"ts": T0 + i, "signals": {"vibration_rms_mm_s": 9.0}}), qos=1
+            )
+        deadline = time.monotonic() + 10
+        while running.daemon.publisher.counters.acked < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert running.daemon.publisher.counters.acked >= 1
+        pub.loop_stop()
+        broker.kill()
+        broker.start()
+        rec = Recorder(broker.port, ["edge/alerts/+"], client_id="late-consumer", persistent=True)
+        assert rec.wait_for(lambda: "pump-k" in firing_by_device(rec), 15)
+        alert = next(a for a in rec.json_on("edge/alerts/") if a.get("device") == "pump-k")
+        assert alert["replayed"] is True and alert["rule"] == "vibration.iso10816"
+        assert running.daemon.publisher.counters.redelivered >= 1
+        rec.close()

@@ -84,3 +84,19 @@ def test_corrupt_file(tmp_path: Path) -> None:
     with pytest.raises(OutboxError):
         Outbox(path, 10, 100, 10)
     assert sqlite3.sqlite_version
+
+
+def test_acknowledged_alerts_are_kept_for_redelivery_then_forgotten(tmp_path: Path) -> None:
+    box = make(tmp_path)
+    alert = box.put(Kind.ALERT, "a", b"alert")
+    reply = box.put(Kind.REPLY, "r", b"reply")
+    box.acknowledge(alert, keep=True)
+    box.acknowledge(reply, keep=False)
+    assert box.pending(10) == [] and box.depth == 1
+    import time
+
+    assert box.requeue_acknowledged(time.time() - 60) == 1
+    assert [r.payload for r in box.pending(10)] == [b"alert"]
+    box.acknowledge(alert, keep=True)
+    box.forget_acknowledged(time.time() + 1)
+    assert box.depth == 0 and box.requeue_acknowledged(0) == 0

@@ -341,8 +341,9 @@ class Grammar:
     def phrases_for_asr(self, max_phrases: int = 2000, per_template: int = 6) -> list[str]:
         """Whole command sentences for Vosk grammar mode (bounded), each one the grammar accepts.
 
-        One sentence per template first, then one per slot value (so every list value is
-        decodable), then more sentences per template, round-robin; "[unk]" comes last.
+        One sentence per template first, then one per slot value, round-robin over the slots (so
+        every list value is decodable and a bound keeps some of each list), then more sentences
+        per template, round-robin; "[unk]" comes last.
         """
         values = {name: self._slot_examples(name) for name in self.slots}
         skeletons = [
@@ -373,11 +374,15 @@ class Grammar:
         rounds = list(itertools.zip_longest(*skeletons))  # round-robin, so a bound keeps every intent
         for skeleton in rounds[0] if rounds else ():
             add(fill(skeleton) if skeleton else None)
-        for name, options in values.items():  # then every slot value once
+        per_slot: list[list[tuple[str, str, str]]] = []  # then every slot value once
+        for name, options in values.items():
             base = next((sk for group in skeletons for sk in group if f"\0{name}\0" in sk), None)
             if base is not None:
-                for value in options:
-                    add(fill(base, {name: value}))
+                per_slot.append([(base, name, value) for value in options])
+        for batch in itertools.zip_longest(*per_slot):  # round-robin, so a long list cannot crowd out the rest
+            for item in batch:
+                if item is not None:
+                    add(fill(item[0], {item[1]: item[2]}))
         for round_ in rounds[1:]:
             for skeleton in round_:
                 add(fill(skeleton) if skeleton else None)

@@ -34,6 +34,9 @@ CATEGORY_LABELS: dict[str, tuple[str, str]] = {  # canonical -> (singular, plura
     "hotel": ("hotel", "hotels"),
     "atm": ("ATM", "ATMs"),
     "supermarket": ("supermarket", "supermarkets"),
+    "restroom": ("restroom", "restrooms"),
+    "car wash": ("car wash", "car washes"),
+    "mechanic": ("mechanic", "mechanics"),
 }
 
 # component -> lowercase fragments of signal or rule names that belong to it

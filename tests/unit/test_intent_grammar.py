@@ -56,6 +56,40 @@ CASES: list[tuple[str, str, dict[str, str]]] = [
     # trailing route options are not part of the destination; "and" inside a name is
     ("navigate to work and avoid tolls", "navigate_to", {"destination": "work"}),
     ("take me to barnes and noble", "navigate_to", {"destination": "barnes and noble"}),
+    # "nearest" in a destination that is not a category is part of what to look for
+    ("navigate to the closest exit", "navigate_to", {"destination": "closest exit"}),
+    # "park" the verb is parking; "the park" is a place
+    ("where can we park", "find_poi", {"category": "parking"}),
+    ("can we go to the park", "navigate_to", {"destination": "park"}),
+    # more POI kinds and ways of asking for them
+    ("i need to use the restroom", "find_poi", {"category": "restroom"}),
+    ("is there a car wash around here", "find_poi", {"category": "car wash"}),
+    ("find a garage to fix my car", "find_poi", {"category": "mechanic"}),
+    ("find me some pizza", "find_poi", {"category": "restaurant"}),
+    ("anywhere to get a coffee around here", "find_poi", {"category": "coffee"}),
+    ("is there a pharmacy open", "find_poi", {"category": "pharmacy"}),
+    # indirect arrival and traffic questions
+    ("when do we land", "eta", {}),
+    ("do you know how far we still have to go", "eta", {}),
+    ("how far out are we", "eta", {}),
+    ("whens our arrival", "eta", {}),
+    ("is traffic heavy on the way home", "traffic", {}),
+    ("whats the holdup", "traffic", {}),
+    ("is it busy on the highway", "traffic", {}),
+    # phone numbers read digit by digit
+    ("call 0 7 7 0 0 9 0 0 1 2 3", "call_contact", {"contact": "0 7 7 0 0 9 0 0 1 2 3"}),
+    ("dial five five five one two three four", "call_contact", {"contact": "5 5 5 1 2 3 4"}),
+    ("put a reminder to call the garage on monday", "create_event", {"title": "call the garage", "when": "monday"}),
+    # how drivers describe a fault
+    ("my tyre pressure light is on", "vehicle_status", {"component": "tires"}),
+    ("something is wrong with the brakes", "vehicle_status", {"component": "brakes"}),
+    ("the engine is making a weird noise", "vehicle_status", {"component": "engine"}),
+    ("do i need an oil change", "vehicle_status", {"component": "oil"}),
+    ("how much charge is left in the battery", "vehicle_status", {"component": "battery"}),
+    ("what does the red light on the dashboard mean", "vehicle_status", {"component": ""}),
+    ("is the check engine light on", "vehicle_status", {"component": "engine"}),
+    ("tire pressure low", "vehicle_status", {"component": "tires"}),
+    ("call john smith on his mobile", "call_contact", {"contact": "john smith"}),
 ]
 
 NO_MATCH = [
@@ -75,6 +109,13 @@ NO_MATCH = [
     "take me home and call mom",
     "navigate to boston and then call mom",
     "phone vinny about the lunch",
+    # a call that repeats is not a call to a contact named "911 repeatedly"
+    "call 911 repeatedly",
+    "find a park",
+    "how far out is the storm",
+    "is it raining on the highway",
+    "my phone battery is low",
+    "put a reminder to unlock the doors tomorrow",
 ]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge_slm.config import Settings
 from edge_slm.errors import DecodeError
@@ -16,6 +16,9 @@ from edge_slm.intent.recognizer import IntentRecognizer
 from edge_slm.llm.api import LlmEngine
 from edge_slm.llm.explain import AlertExplainer
 from edge_slm.nav.state import NavStateStore
+
+if TYPE_CHECKING:
+    from edge_slm.voice.listener import SourceFactory
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,9 @@ class Features:
         if settings.poi.file and self.responder.pois is None:
             self.status["poi"] = f"unusable: {settings.poi.file}"
         self._listener: Any = None
+        # Where the listener's audio comes from: None = the configured input device. The demo sets a
+        # WAV file source here before the daemon starts, so spoken commands take the microphone path.
+        self.voice_source_factory: SourceFactory | None = None
 
     # -- voice commands ---------------------------------------------------------------
 
@@ -86,6 +92,7 @@ class Features:
             phrases,
             on_transcript,
             on_status,
+            source_factory=self.voice_source_factory,
             cache_dir=self._settings.model_cache_dir / "vosk",
             vad=voice.vad,
             min_grammar_confidence=voice.min_grammar_confidence,

@@ -77,6 +77,7 @@ class Daemon:
             "state_save_errors": 0,
         }
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
         self._voice_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="intent")
         self._started_ts = time.time()
         self._component_status: dict[str, str] = dict(self.features.status)
@@ -155,11 +156,15 @@ class Daemon:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            # Closing the model fails its queued work, so pending explanations resolve to
+            # templates now and go into the outbox (sent now, or replayed at the next start).
+            self.features.close()
+            await asyncio.sleep(0.2)
             await self.publisher.drain(timeout_s=2.0)
             self._save_policy()
             self._save_learned()
+            self._closed = True  # late callbacks from worker threads are dropped from here on
             self.bus.stop()
-            self.features.close()
             self._voice_pool.shutdown(wait=False, cancel_futures=True)
             if self.outbox is not None:
                 self.outbox.close()
@@ -218,6 +223,8 @@ class Daemon:
         self._call_soon(self._publish_explanation, alert, future)
 
     def _publish_explanation(self, alert: Alert, future: concurrent.futures.Future[Explanation]) -> None:
+        if self._closed:
+            return
         try:
             explanation = future.result()
         except Exception:  # the explainer promises a template on failure; belt and braces
@@ -264,6 +271,8 @@ class Daemon:
         self._call_soon(self._publish_reply, transcript, future)
 
     def _publish_reply(self, transcript: Transcript, future: concurrent.futures.Future[Reply]) -> None:
+        if self._closed:
+            return
         try:
             reply = future.result()
         except Exception:
@@ -327,7 +336,7 @@ class Daemon:
             self.bus.publish(self.topics.metrics, json.dumps(self.metrics_snapshot()), qos=1)
 
     def _call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
-        if self._loop is None or self._loop.is_closed():
+        if self._closed or self._loop is None or self._loop.is_closed():
             return
         try:
             self._loop.call_soon_threadsafe(fn, *args)

@@ -80,7 +80,15 @@ class Outbox:
 
     @property
     def depth(self) -> int:
+        """Rows stored, including acknowledged ones kept for redelivery."""
         return int(self._rows)
+
+    def unacknowledged(self) -> int:
+        """Messages the broker has not acknowledged yet (the real backlog)."""
+        try:
+            return int(self._db.execute("SELECT COUNT(*) FROM outbox WHERE acked_ts IS NULL").fetchone()[0])
+        except sqlite3.Error:
+            return -1
 
     @property
     def size_bytes(self) -> int:

@@ -51,7 +51,7 @@ class DurablePublisher:
 
     @property
     def backlog(self) -> int:
-        return (self._outbox.depth if self._outbox else 0) + len(self._memory)
+        return (self._outbox.unacknowledged() if self._outbox else 0) + len(self._memory)
 
     def send(self, kind: Kind, topic: str, payload: dict[str, Any], qos: int = 1) -> None:
         data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()

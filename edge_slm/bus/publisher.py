@@ -22,7 +22,8 @@ MEMORY_QUEUE_LIMIT = 10_000
 # After a broker crash that lost its sessions, alerts and explanations it acknowledged this
 # recently are sent again: subscribers' queued copies died with the broker.
 REDELIVER_WINDOW_S = 300.0
-REDELIVER_DELAY_S = 2.0  # give subscribers a moment to reconnect and subscribe again
+REDELIVER_DELAY_S = 2.0
+PURGE_INTERVAL_S = 30.0  # give subscribers a moment to reconnect and subscribe again
 
 
 @dataclass
@@ -46,6 +47,7 @@ class DurablePublisher:
         self._next_memory_id = -1
         self._replay_task: asyncio.Task[None] | None = None
         self._connected_before = False
+        self._last_purge_ts = 0.0
         self.counters = PublisherCounters()
         self._outbox_error_logged = False
 
@@ -91,6 +93,10 @@ class DurablePublisher:
         if self._outbox is not None:
             try:
                 self._outbox.acknowledge(row_id, keep=self._in_flight_kind.pop(row_id, None) in _KEPT)
+                now = time.time()
+                if now - self._last_purge_ts > PURGE_INTERVAL_S:
+                    self._last_purge_ts = now
+                    self._outbox.forget_acknowledged(now - REDELIVER_WINDOW_S)
             except OutboxError as err:
                 self.counters.outbox_errors += 1
                 log.warning("outbox: %s", err)

@@ -8,6 +8,7 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
 from daemon_fixtures import InProcessDaemon, daemon_settings, start_subprocess_daemon, terminate, write_config
 from mqtt_fixtures import Broker, Recorder, publisher
 
@@ -203,3 +204,27 @@ def test_broker_crash_that_loses_sessions_gets_recent_alerts_again(broker: Broke
         assert alert["replayed"] is True and alert["rule"] == "vibration.iso10816"
         assert running.daemon.publisher.counters.redelivered >= 1
         rec.close()
+
+
+def test_acknowledged_alerts_kept_for_redelivery_are_purged(
+    broker: Broker, state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edge_slm.bus import publisher as publisher_module
+
+    monkeypatch.setattr(publisher_module, "REDELIVER_WINDOW_S", 0.5)
+    monkeypatch.setattr(publisher_module, "PURGE_INTERVAL_S", 0.0)
+    with InProcessDaemon(daemon_settings(broker.port, state_dir)) as running:
+        pub = publisher(broker.port)
+        for k in range(5):
+            for i in range(15):
+                doc = {"ts": T0 + i, "signals": {"vibration_rms_mm_s": 9.0}}
+                pub.publish(f"edge/telemetry/pump-p{k}", json.dumps(doc), qos=1)
+            time.sleep(0.6)
+        deadline = time.monotonic() + 10
+        outbox = running.daemon.outbox
+        assert outbox is not None
+        while running.daemon.publisher.counters.acked < 10 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert outbox.depth <= 4, outbox.depth  # only the last round is still kept
+        assert running.daemon.publisher.backlog == 0
+        pub.loop_stop()

@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from edge_slm import __version__
 from edge_slm.config import Settings, load_settings, render_toml
@@ -24,12 +25,12 @@ def _add_config_flags(parser: argparse.ArgumentParser, *, profile: bool = True) 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="edge-slm", description="On-device SLM runtime: telemetry alerts and voice commands."
     )
     parser.add_argument("--version", action="version", version=f"edge-slm {__version__}")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="override log_level")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
     run = sub.add_parser("run", help="run the daemon until SIGTERM/SIGINT")
@@ -54,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     intent.add_argument("text", nargs="*", help="the command text")
 
     models = sub.add_parser("models", help="list, pull, inspect and quantize GGUF models")
-    models_sub = models.add_subparsers(dest="models_command", metavar="ACTION")
+    models_sub = models.add_subparsers(dest="models_command", metavar="ACTION", parser_class=_Parser)
     models_sub.required = True
     m_list = models_sub.add_parser("list", help="known models and whether they are in the cache")
     _add_config_flags(m_list)
@@ -93,6 +94,31 @@ def _configure_logging(level: str) -> None:
     )
 
 
+def _check_model_reference(settings: Settings) -> None:
+    """A model name must be known and a model path must exist (whether it fits is `run`'s check)."""
+    if not settings.model.enabled:
+        return
+    from pathlib import Path
+
+    from edge_slm.errors import ConfigError
+    from edge_slm.llm.models import KNOWN_MODELS
+
+    if settings.model.path:
+        if not Path(settings.model.path).expanduser().is_file():
+            raise ConfigError("model.path", f"{settings.model.path} does not exist")
+    elif settings.model.name not in KNOWN_MODELS:
+        raise ConfigError(
+            "model.name", f"unknown model {settings.model.name!r} (known: {', '.join(sorted(KNOWN_MODELS))})"
+        )
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors are one line on stderr (CONTRACT §1), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _configure_logging(settings.log_level)
@@ -107,6 +133,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     from edge_slm.detect.rules import load_rules
 
     rules = load_rules(settings.detect.packs, settings.detect.disable_rules)  # site packs fail here, not at `run`
+    _check_model_reference(settings)
     sys.stdout.write(render_toml(settings))
     sys.stdout.write(f"# {len(rules)} rules: {', '.join(sorted(rule.id for rule in rules))}\n")
     return EXIT_OK

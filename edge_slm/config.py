@@ -229,8 +229,8 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
     if annotation is str:
         if isinstance(value, str):
             return value
-        if isinstance(value, int) and not isinstance(value, bool):
-            return str(value)  # e.g. voice.input_device = 3
+        if key == "voice.input_device" and isinstance(value, int) and not isinstance(value, bool):
+            return str(value)  # a sounddevice index
         raise ConfigError(key, f"expected a string, got {value!r}")
     origin = typing.get_origin(annotation)
     if origin is tuple:
@@ -276,6 +276,9 @@ def _validate(settings: Settings) -> None:
     prefix = settings.mqtt.topic_prefix
     if not prefix or any(c in prefix for c in "+#\0") or "" in prefix.split("/"):
         raise ConfigError("mqtt.topic_prefix", f"must be a topic without wildcards or empty levels, got {prefix!r}")
+    vehicle = settings.voice.vehicle_device
+    if any(c in vehicle for c in "+#/\0"):
+        raise ConfigError("voice.vehicle_device", f"must be a device id without + # / or NUL, got {vehicle!r}")
     node = settings.effective_node_id
     if any(c in node for c in "+#/\0"):
         raise ConfigError("node_id", f"must not contain + # / or NUL, got {node!r}")

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import functools
 import json
 import logging
 import signal
+import threading
 import time
 from base64 import b64encode
 from collections.abc import Callable
@@ -146,7 +148,8 @@ class Daemon:
             asyncio.create_task(self._save_learned_periodically(), name="save-learned"),
         ]
         self.features.start_voice(self._on_microphone_transcript, self._on_component_status)
-        self._loop.run_in_executor(self._voice_pool, self.features.warm_up)
+        # Its own thread: the model serves a waiting driver's request before the warm-up's.
+        threading.Thread(target=self.features.warm_up, name="llm-warm-up", daemon=True).start()
         log.info("edge-slm running as node %r (profile %s)", self.settings.effective_node_id, self.settings.profile)
         try:
             await stop.wait()
@@ -279,6 +282,8 @@ class Daemon:
             self.counters["voice_errors"] += 1
             log.exception("answering %r failed", transcript.text)
             return
+        if transcript.received_ts > 0:  # count the time it waited in the queue, not just the answering
+            reply = dataclasses.replace(reply, latency_ms=(time.time() - transcript.received_ts) * 1000.0)
         for action in reply.actions:
             self.publisher.send(Kind.ACTION, self.topics.action(action.kind), dict(action.payload))
             self.counters["actions"] += 1

@@ -117,7 +117,12 @@ class MqttBus:
         if not self._use_v5:
             kwargs["clean_session"] = s.clean_start
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, **kwargs)
-        client.enable_logger(logging.getLogger("edge_slm.bus.paho"))
+        # paho logs every publish attempted while disconnected at ERROR; this adapter reports
+        # connection state itself, so paho's own lines are for debugging only.
+        paho_log = logging.getLogger("edge_slm.bus.paho")
+        if not log.isEnabledFor(logging.DEBUG):
+            paho_log.setLevel(logging.CRITICAL)
+        client.enable_logger(paho_log)
         client.reconnect_delay_set(min_delay=max(1, int(s.reconnect_min_s)), max_delay=max(1, int(s.reconnect_max_s)))
         client.max_inflight_messages_set(100)
         client.max_queued_messages_set(0)

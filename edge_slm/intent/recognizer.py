@@ -7,10 +7,12 @@ if it cannot be loaded the grammar tier still answers and one warning goes to th
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
 import time
+import unicodedata
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import IO, TYPE_CHECKING, Any
@@ -28,6 +30,35 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 1000
+
+
+# Free-text slots are handed to the head unit as the user wrote them ("Café Müller", "José").
+VERBATIM_SLOTS = ("destination", "contact", "title")
+_EDGE_PUNCTUATION = '.,!?;:"“”‘’()[]'
+
+
+def _fold(word: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", word.casefold())
+    return "".join(c for c in decomposed if c.isalnum())
+
+
+def restore_spelling(text: str, slots: dict[str, str]) -> dict[str, str]:
+    """Matching works on lowercased, accent-folded words; put the original spelling (case,
+    accents, apostrophes) of a free-text slot back when its words appear verbatim in `text`."""
+    words = text.split()
+    folded = [_fold(w) for w in words]
+    out = dict(slots)
+    for name in VERBATIM_SLOTS:
+        value = slots.get(name, "")
+        target = [f for f in (_fold(w) for w in value.split()) if f]
+        if not target:
+            continue
+        for start in range(len(words) - len(target) + 1):
+            if folded[start : start + len(target)] == target:
+                kept = (w.strip(_EDGE_PUNCTUATION) for w in words[start : start + len(target)])
+                out[name] = " ".join(w for w in kept if w)
+                break
+    return out
 
 
 class IntentRecognizer:
@@ -54,9 +85,10 @@ class IntentRecognizer:
             return Intent(text=text, name=IntentName.UNKNOWN.value, slots={}, source="grammar")
         match = self.grammar.match_normalized(normalized)
         if match is not None:
-            return Intent(text=text, name=match.intent, slots=match.slots, source="grammar")
+            return Intent(text=text, name=match.intent, slots=restore_spelling(text, match.slots), source="grammar")
         if self.model_tier is not None:
-            return self.model_tier.classify(text, normalized)
+            intent = self.model_tier.classify(text, normalized)
+            return dataclasses.replace(intent, slots=restore_spelling(text, intent.slots))
         return Intent(text=text, name=IntentName.UNKNOWN.value, slots={}, source="grammar", confidence=0.0)
 
     def phrases_for_asr(self, max_phrases: int = 2000) -> list[str]:
@@ -164,8 +196,6 @@ def run_intent_cli(
             _emit(stdout, recognizer.recognize(text).to_payload())
             return EXIT_OK
         for line_no, line in enumerate(stdin, start=1):
-            if not line.strip():
-                continue  # blank lines (a trailing newline, a separator) are not requests
             stdout.write(_batch_line(recognizer, line, line_no) + "\n")
             stdout.flush()
         return EXIT_OK
@@ -175,6 +205,8 @@ def run_intent_cli(
 
 
 def _batch_line(recognizer: IntentRecognizer, line: str, line_no: int) -> str:
+    if not line.strip():
+        return _error_line(line_no, "empty line")  # still one output line per input line
     try:
         item = json.loads(line)
     except json.JSONDecodeError as err:

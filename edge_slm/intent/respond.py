@@ -41,7 +41,7 @@ CATEGORY_LABELS: dict[str, tuple[str, str]] = {  # canonical -> (singular, plura
 
 # component -> lowercase fragments of signal or rule names that belong to it
 COMPONENT_KEYS: dict[str, tuple[str, ...]] = {
-    "engine": ("combustionengine", "engine", "powertrain", "coolant", "oil"),
+    "engine": ("combustionengine", "engine", "coolant", "oil"),  # not "powertrain": that includes EV batteries
     "coolant": ("coolant",),
     "oil": ("engineoil", "oil"),
     "battery": ("battery", "stateofcharge", "voltage"),

@@ -190,14 +190,14 @@ def test_cli_batch_loads_model_once_and_survives_bad_lines() -> None:
             json.dumps({"text": "steer us toward the old mill again"}),
         ]
     )
-    code, lines = run(None, True, stdin + "\n\n", loader)
+    code, lines = run(None, True, stdin, loader)
     assert code == 0
-    assert len(lines) == 6  # one per request line; blank lines are skipped
+    assert len(lines) == 7  # exactly one output line per input line, blank ones included
     assert lines[0]["intent"] == "call_contact" and lines[0]["source"] == "grammar"
     assert lines[1] == {"error": lines[1]["error"], "line": 2}
     assert lines[2]["intent"] == "navigate_to" and lines[2]["source"] == "model"
-    assert "error" in lines[3] and "error" in lines[4]
-    assert lines[5]["source"] == "model"
+    assert "error" in lines[3] and "error" in lines[4] and lines[5] == {"error": "empty line", "line": 6}
+    assert lines[6]["source"] == "model"
     assert len(loads) == 1 and loads[0].closed
 
 
@@ -229,3 +229,21 @@ def test_lazy_engine_reports_failure_once() -> None:
         with pytest.raises(Exception, match="intent model not available"):
             engine.generate(req)
     assert not engine.loaded
+
+
+@pytest.mark.parametrize(
+    ("text", "slots"),
+    [
+        ("Navigate to Café Müller", {"destination": "Café Müller"}),
+        ("call José García", {"contact": "José García"}),
+        ("Call Mom.", {"contact": "Mom"}),
+        (
+            "Navigate to 1600 Amphitheatre Parkway, Mountain View.",
+            {"destination": "1600 Amphitheatre Parkway Mountain View"},
+        ),
+    ],
+)
+def test_free_text_slots_keep_the_users_spelling(text: str, slots: dict[str, str]) -> None:
+    from edge_slm.intent.recognizer import IntentRecognizer
+
+    assert IntentRecognizer(Settings().intent, None).recognize(text).slots == slots

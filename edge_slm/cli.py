@@ -25,9 +25,7 @@ def _add_config_flags(parser: argparse.ArgumentParser, *, profile: bool = True) 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="edge-slm", description="On-device SLM runtime: telemetry alerts and voice commands."
-    )
+    parser = _Parser(prog="edge-slm", description="On-device SLM runtime: telemetry alerts and voice commands.")
     parser.add_argument("--version", action="version", version=f"edge-slm {__version__}")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="override log_level")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)

@@ -41,6 +41,8 @@ class SlotSpec:
     reject: frozenset[str] = frozenset()
     blocked: frozenset[str] = frozenset()  # words this slot's value may not contain
     reject_patterns: tuple[re.Pattern[str], ...] = ()
+    # trailing clauses cut from the value ("home after the meeting" -> "home"); each must match at the end
+    strip_patterns: tuple[re.Pattern[str], ...] = ()
     examples: tuple[str, ...] = ()
     digits: bool = False
     output: str = ""  # the intent slot this fills; default: the slot's own name
@@ -63,6 +65,15 @@ class SlotSpec:
                 if len(suffix) < len(words) and tuple(words[-len(suffix) :]) == suffix:
                     words = words[: -len(suffix)]
                     changed = stripped_suffix = True
+                    break
+            if changed:
+                continue
+            joined = " ".join(words)
+            for pattern in self.strip_patterns:
+                m = pattern.search(joined)
+                if m is not None and m.start() > 0 and m.end() == len(joined):
+                    words = joined[: m.start()].split()
+                    changed = True  # a time clause, not a phone word: "mcdonald's after lunch" keeps its "'s"
                     break
         if stripped_suffix and words and words[-1].endswith("'s"):
             words = [*words[:-1], words[-1][:-2]]  # "call daniel's mobile" -> "daniel"
@@ -136,6 +147,8 @@ class Grammar:
         guard = data.get("guard", {})
         self._guard = [re.compile(p) for p in guard.get("patterns", [])]
         self.blocked_words = frozenset(w for p in guard.get("blocked_words", []) for w in basic_words(p))
+        # idioms and requests that only look like commands ("call it a day", "drive me crazy"): unknown
+        self._not_commands = [re.compile(p) for p in guard.get("not_commands", [])]
         cues = data.get("model_tier", {}).get("cues", {})
         self.model_cues: dict[str, tuple[str, ...]] = {
             intent: tuple(" ".join(basic_words(w)) for w in words) for intent, words in cues.items()
@@ -212,6 +225,7 @@ class Grammar:
             reject=frozenset(" ".join(basic_words(r)) for r in spec.get("reject", [])),
             blocked=frozenset(w for b in spec.get("blocked_words", []) for w in basic_words(b)),
             reject_patterns=tuple(re.compile(p) for p in spec.get("reject_patterns", [])),
+            strip_patterns=tuple(re.compile(p) for p in spec.get("strip_patterns", [])),
             examples=tuple(spec.get("examples", [])),
             digits=bool(spec.get("digits", False)),
         )
@@ -249,6 +263,10 @@ class Grammar:
         """True when the text looks like an attempt to instruct the assistant (prompt injection)."""
         return any(p.search(normalized) for p in self._guard)
 
+    def is_not_command(self, normalized: str) -> bool:
+        """True when the text is an idiom or a request that merely looks like a command (no intent)."""
+        return any(p.search(normalized) for p in self._not_commands)
+
     def is_hostile_text(self, text: str) -> bool:
         """`is_hostile` on raw text, checked before and after normalization (which strips "you", "hey", ...)."""
         return self.is_hostile(" ".join(basic_words(text))) or self.is_hostile(self.normalizer.normalize(text))
@@ -260,7 +278,7 @@ class Grammar:
         return self.match_normalized(self.normalizer.normalize(text))
 
     def match_normalized(self, normalized: str) -> GrammarMatch | None:
-        if not normalized or self.is_hostile(normalized):
+        if not normalized or self.is_hostile(normalized) or self.is_not_command(normalized):
             return None
         subject = normalized + " "
         best: GrammarMatch | None = None

@@ -5,7 +5,11 @@ output is constrained by a JSON schema (intent from the closed enum, slots as sh
 The model's answer is then checked against the utterance before it is believed:
 
 - the intent needs a cue word in the text (`[model_tier.cues]` in the grammar data), so a model
-  cannot turn "delete all my contacts" into a call;
+  cannot turn "delete all my contacts" into a call; for an action (navigate, call, event) the cue
+  must be a command word outside the copied slot value, so "the meeting went well today" is no event;
+- an event title must say more than the command words ("remind me" alone is no event), and a
+  booking ("book a table for two") is an event only with a time;
+- idioms that only look like commands ("call it a day", `[guard] not_commands`) are never actions;
 - free-text slots (destination, contact, title) must appear verbatim in the text;
 - list slots (category, component) must be canonical values whose spoken form is in the text;
 - text that looks like an instruction to the assistant never reaches the model.
@@ -24,7 +28,7 @@ from edge_slm.errors import EdgeSlmError, ModelUnavailable
 from edge_slm.events import Intent
 from edge_slm.intent.grammar import REQUIRED_SLOTS, Grammar
 from edge_slm.intent.normalize import basic_words, numbers_to_digits
-from edge_slm.intent.schema import ALL_SLOTS, INTENT_SLOTS, IntentName
+from edge_slm.intent.schema import ACTION_INTENTS, ALL_SLOTS, INTENT_SLOTS, IntentName
 from edge_slm.llm.api import GenerationRequest, LlmEngine, Priority
 
 log = logging.getLogger(__name__)
@@ -93,6 +97,12 @@ _EVENT_LEAD_WORDS = frozenset(
      "add", "put", "book", "set", "setup", "create", "make", "new", "calendar", "event", "reminder", "entry",
      "please", "pencil", "in", "jot", "down", "note", "plan", "arrange", "enter"}
 )  # fmt: skip
+
+
+# cues that make an event only together with a spoken time ("book a table for two" is a reservation)
+_BOOKING_CUES = frozenset({"book", "reserve"})
+
+_TEXT_SLOTS = ("destination", "contact", "title")
 
 
 _CALL_TAIL_WORDS = frozenset(
@@ -200,6 +210,8 @@ class ModelTier:
         if not isinstance(raw_slots, dict):
             return None
         words = normalized.split()
+        if self._grammar.is_not_command(normalized):
+            return None
         if name != IntentName.FIND_POI and not self._has_cue(name, words):
             return None
         slots: dict[str, str] = {}
@@ -214,7 +226,26 @@ class ModelTier:
             return None
         if not self._placed(name, slots, normalized):
             return None
+        if name in ACTION_INTENTS and not self._commanded(name, slots, words):
+            return None
         return name, slots
+
+    def _commanded(self, name: str, slots: dict[str, str], words: Sequence[str]) -> bool:
+        """An action needs a command cue outside its copied slot values ("the meeting went well
+        today" has no create_event cue once the title "meeting went well" is taken out)."""
+        rest = list(words)
+        for slot in _TEXT_SLOTS:
+            part = slots.get(slot, "").split()
+            start = _find(rest, part)
+            if start >= 0:
+                del rest[start : start + len(part)]
+        if not self._has_cue(name, rest):
+            return False
+        if name == IntentName.CREATE_EVENT and not slots.get("when"):
+            cues = self._cues.get(name, frozenset())
+            if all(w in _BOOKING_CUES for w in rest if w in cues):
+                return False  # "book a table for two at luigi's": a reservation, not an event
+        return True
 
     def _placed(self, name: str, slots: dict[str, str], normalized: str) -> bool:
         """Where a copied value sits must make sense: a destination ends the command, a contact ends it
@@ -240,8 +271,8 @@ class ModelTier:
                 if len(title) > len(lead) and tuple(title[: len(lead)]) == lead:
                     title = title[len(lead) :]
                     break
-            if not title:
-                return False
+            if all(w in _EVENT_LEAD_WORDS for w in title):
+                return False  # only command words ("remind me"): no title at all
             slots["title"] = " ".join(title)
             start = _find(words, title)
             if start < 0 or any(w not in _EVENT_LEAD_WORDS for w in words[:start]):

@@ -191,7 +191,7 @@ def numbers_to_digits(words: list[str]) -> list[str]:
                 out.append(f"{hour}:{minutes[0]:02d}")
                 i += 1 + minutes[1]
             else:
-                out.append(str(hour))
+                out.append(w if w.isdigit() else str(hour))  # "010" in a phone number keeps its zero
                 i += 1
             if i + 1 < len(words) and words[i] in ("p", "a") and words[i + 1] == "m":
                 out.append(words[i] + "m")

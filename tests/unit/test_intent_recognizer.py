@@ -13,6 +13,7 @@ import pytest
 from edge_slm.config import IntentSettings, Settings
 from edge_slm.errors import ModelError, ModelTimeout
 from edge_slm.intent.grammar import default_grammar
+from edge_slm.intent.model_tier import ModelTier
 from edge_slm.intent.recognizer import IntentRecognizer, LazyEngine, run_intent_cli
 from edge_slm.llm.api import GenerationRequest, GenerationResult, LlmEngine, Priority
 
@@ -247,3 +248,69 @@ def test_free_text_slots_keep_the_users_spelling(text: str, slots: dict[str, str
     from edge_slm.intent.recognizer import IntentRecognizer
 
     assert IntentRecognizer(Settings().intent, None).recognize(text).slots == slots
+
+
+@pytest.mark.parametrize(
+    ("text", "answer", "expected"),
+    [
+        # no command cue outside the title: a statement is no event
+        ("the meeting went well today", {"intent": "create_event",
+         "slots": {"title": "meeting went well", "when": "today"}}, ("unknown", {})),
+        # a title made only of command words is no title
+        ("remind me", {"intent": "create_event", "slots": {"title": "remind me", "when": ""}}, ("unknown", {})),
+        ("could you remind me", {"intent": "create_event", "slots": {"title": "me", "when": ""}}, ("unknown", {})),
+        # a booking without a time is a reservation, not an event; with a time it is an event
+        ("book the spa day for saturday at ten am", {"intent": "create_event",
+         "slots": {"title": "spa day", "when": "saturday at 10 am"}},
+         ("create_event", {"title": "spa day", "when": "saturday at 10 am"})),
+        # a cue inside the copied value does not count ("route 66 diner" has no navigation command)
+        ("the route 66 diner was nice", {"intent": "navigate_to", "slots": {"destination": "route 66 diner was nice"}},
+         ("unknown", {})),
+        # idioms are never actions, whatever the model says
+        ("lets just call it a day", {"intent": "call_contact", "slots": {"contact": "it a day"}}, ("unknown", {})),
+        ("honestly this traffic will drive me crazy", {"intent": "navigate_to", "slots": {"destination": "crazy"}},
+         ("unknown", {})),
+        ("i would love to navigate my feelings", {"intent": "navigate_to", "slots": {"destination": "my feelings"}},
+         ("unknown", {})),
+        ("whats the best route to happiness", {"intent": "navigate_to", "slots": {"destination": "happiness"}},
+         ("unknown", {})),
+        # a real command with its cue outside the value still passes
+        ("could you steer us toward the old mill", {"intent": "navigate_to", "slots": {"destination": "old mill"}},
+         ("navigate_to", {"destination": "old mill"})),
+    ],
+)  # fmt: skip
+def test_model_actions_need_a_command_cue(
+    text: str, answer: dict[str, Any], expected: tuple[str, dict[str, str]]
+) -> None:
+    got = rec(FakeEngine(answer)).recognize(text)
+    assert (got.name, got.slots) == expected
+    if expected[0] == "unknown":
+        assert got.source in ("model", "grammar")
+
+
+def test_model_booking_is_an_event_only_with_a_time() -> None:
+    # checked directly: the grammar already answers these sentences itself
+    tier = ModelTier(FakeEngine(), default_grammar())
+    table = {"intent": "create_event", "slots": {"title": "table for two at luigis", "when": ""}}
+    assert tier.check("book a table for two at luigis", table) is None
+    spa = {"intent": "create_event", "slots": {"title": "spa day", "when": "saturday at 10 am"}}
+    assert tier.check("book the spa day for saturday at ten am", spa) == (
+        "create_event",
+        {"title": "spa day", "when": "saturday at 10 am"},
+    )
+    # another cue than "book" makes an event without a time
+    club = {"intent": "create_event", "slots": {"title": "book club", "when": ""}}
+    assert tier.check("jot down book club in the calendar", club) == (
+        "create_event",
+        {"title": "book club", "when": ""},
+    )
+    # "remind me" alone has no title
+    assert tier.check("remind me", {"intent": "create_event", "slots": {"title": "remind me", "when": ""}}) is None
+
+
+def test_phone_numbers_keep_their_leading_zeros() -> None:
+    from edge_slm.intent.recognizer import IntentRecognizer
+
+    recognizer = IntentRecognizer(Settings().intent, None)
+    assert recognizer.recognize("call 555 010 9999").slots == {"contact": "555 010 9999"}
+    assert recognizer.recognize("call 01 23 45 67 89").slots == {"contact": "01 23 45 67 89"}

@@ -90,13 +90,22 @@ class Daemon:
         if not self.settings.outbox.enabled:
             return None
         path = self.settings.effective_state_dir / "outbox.sqlite3"
+        limits = (self.settings.outbox.max_rows, self.settings.outbox.max_bytes, self.settings.outbox.ttl_s)
         try:
-            return Outbox(
-                path, self.settings.outbox.max_rows, self.settings.outbox.max_bytes, self.settings.outbox.ttl_s
-            )
+            return Outbox(path, *limits)
         except OutboxError as err:
-            log.error("%s; alerts will be published without a disk outbox", err)
-            return None
+            if not path.is_file():
+                log.error("%s; alerts will be published without a disk outbox", err)
+                return None
+            # A corrupt file: keep it for inspection and start a fresh outbox.
+            aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+            log.error("%s; moving it to %s and starting a new outbox", err, aside)
+            try:
+                path.rename(aside)
+                return Outbox(path, *limits)
+            except (OSError, OutboxError) as again:
+                log.error("%s; alerts will be published without a disk outbox", again)
+                return None
 
     def _restore_policy(self) -> None:
         if self.outbox is None:

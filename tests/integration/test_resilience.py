@@ -228,3 +228,19 @@ def test_acknowledged_alerts_kept_for_redelivery_are_purged(
         assert outbox.depth <= 4, outbox.depth  # only the last round is still kept
         assert running.daemon.publisher.backlog == 0
         pub.loop_stop()
+
+
+def test_corrupt_outbox_is_moved_aside_and_replaced(broker: Broker, state_dir: Path) -> None:
+    (state_dir / "outbox.sqlite3").write_bytes(b"not a database at all" * 200)
+    rec = Recorder(broker.port, ["edge/alerts/+"])
+    with InProcessDaemon(daemon_settings(broker.port, state_dir)) as running:
+        assert running.daemon.outbox is not None
+        assert list(state_dir.glob("outbox.sqlite3.corrupt-*"))
+        pub = publisher(broker.port)
+        for i in range(20):
+            pub.publish(
+                "edge/telemetry/pump-c", json.dumps({"ts": T0 + i, "signals": {"vibration_rms_mm_s": 9.0}}), qos=1
+            )
+        assert rec.wait_for(lambda: "pump-c" in firing_by_device(rec), 10)
+        pub.loop_stop()
+    rec.close()

@@ -59,6 +59,8 @@ class DurablePublisher:
         data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         row_id = self._store(kind, topic, data, qos)
         self.counters.sent += 1
+        if len(self._in_flight_kind) > MEMORY_QUEUE_LIMIT * 10:  # rows evicted before any PUBACK
+            self._in_flight_kind.clear()  # costs only the redelivery window of those rows
         self._in_flight_kind[row_id] = kind
         mid = self._bus.publish(topic, data, qos=qos)
         if mid is not None:
@@ -87,12 +89,13 @@ class DurablePublisher:
         if row_id is None:
             return
         self.counters.acked += 1
+        kind = self._in_flight_kind.pop(row_id, None)
         if row_id < 0:
             self._memory.pop(row_id, None)
             return
         if self._outbox is not None:
             try:
-                self._outbox.acknowledge(row_id, keep=self._in_flight_kind.pop(row_id, None) in _KEPT)
+                self._outbox.acknowledge(row_id, keep=kind in _KEPT)
                 now = time.time()
                 if now - self._last_purge_ts > PURGE_INTERVAL_S:
                     self._last_purge_ts = now

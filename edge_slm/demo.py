@@ -217,7 +217,7 @@ class _Printer:
         if topic.endswith("/explanation"):
             self.pending_explanations.discard(doc.get("id", ""))
             self.line(f"    explained by {doc.get('explained_by')}: {doc.get('summary')}")
-            if doc.get("cause"):
+            if doc.get("cause") and doc["cause"] not in str(doc.get("summary", "")):
                 self.line(f"      likely cause: {doc['cause']}")
             self.line(f"      action: {doc.get('action')}")
         elif "/alerts/" in topic:

@@ -27,7 +27,7 @@ class BoardSettings:
 
     name: str = "generic"
     description: str = "Any Linux machine"
-    cpu_cores: int = 0  # 0: detect at run time
+    cpu_cores: int = 0  # informational (shown by check-config); 0: unknown
     memory_mb: int = 0
 
 

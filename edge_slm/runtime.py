@@ -51,7 +51,7 @@ class Daemon:
         self.detector = Detector(load_rules(settings.detect.packs, settings.detect.disable_rules), settings.detect)
         self.policy = AlertPolicy(settings.detect.cooldown_s)
         self.outbox = self._open_outbox()
-        self._restore_policy()
+        self._restore_state()
         self.features = features if features is not None else build_features(settings, self.policy.firing)
         self.bus = MqttBus(
             settings.mqtt,
@@ -107,7 +107,8 @@ class Daemon:
                 log.error("%s; alerts will be published without a disk outbox", again)
                 return None
 
-    def _restore_policy(self) -> None:
+    def _restore_state(self) -> None:
+        """Learned detector baselines and firing alerts from the last run."""
         if self.outbox is None:
             return
         try:
@@ -124,13 +125,7 @@ class Daemon:
             log.warning("could not restore alert state (%s); starting clean", err)
 
     def _save_learned(self) -> None:
-        if self.outbox is None:
-            return
-        try:
-            self.outbox.save_state(LEARNED_STATE_KEY, json.dumps(self.detector.learned_state()))
-        except OutboxError as err:
-            self.counters["state_save_errors"] += 1
-            log.debug("learned detector state not saved: %s", err)
+        self._save_state(LEARNED_STATE_KEY, self.detector.learned_state, "learned detector state")
 
     async def _save_learned_periodically(self) -> None:
         while True:
@@ -138,13 +133,17 @@ class Daemon:
             self._save_learned()
 
     def _save_policy(self) -> None:
+        self._save_state(POLICY_STATE_KEY, self.policy.snapshot, "alert state")
+
+    def _save_state(self, key: str, snapshot: Callable[[], Any], what: str) -> None:
+        """Best effort: a failed save is counted and logged, never raised."""
         if self.outbox is None:
             return
         try:
-            self.outbox.save_state(POLICY_STATE_KEY, json.dumps(self.policy.snapshot()))
+            self.outbox.save_state(key, json.dumps(snapshot()))
         except OutboxError as err:
             self.counters["state_save_errors"] += 1
-            log.debug("alert state not saved: %s", err)
+            log.debug("%s not saved: %s", what, err)
 
     # -- main loop ---------------------------------------------------------------------
 

@@ -30,8 +30,6 @@ from mqtt_fixtures import start_broker
 
 from edge_slm.broker import free_port
 
-SIGNALS = ["vibration_rms_mm_s", "bearing_temperature_c", "motor_current_a", "flow_l_min"]
-
 
 def payloads(n: int, devices: int = 50) -> list[tuple[str, bytes]]:
     out = []

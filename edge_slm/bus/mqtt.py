@@ -14,6 +14,7 @@ import collections
 import logging
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -220,8 +221,6 @@ class MqttBus:
     # -- paho callbacks (network thread) -------------------------------------------------
 
     def _handle_message(self, client: Any, userdata: Any, message: Any) -> None:
-        import time
-
         self.counters.received += 1
         if len(self._inbox) >= self._settings.inbound_queue_size:
             # Backpressure: stop reading from the socket for a while (the broker holds what

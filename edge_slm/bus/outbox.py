@@ -1,7 +1,9 @@
 """Durable store-and-forward for what the daemon must not lose (alerts, explanations,
-replies, actions): SQLite in WAL mode. A message is written before it is published and
-deleted when the broker acknowledges it; whatever is left is replayed after a reconnect
-or a restart, alerts first. Bounded by rows, bytes and age."""
+replies, actions): SQLite in WAL mode. A message is written before it is published. When
+the broker acknowledges it, replies and actions are deleted, while alerts and explanations
+are only marked acknowledged and kept for a redelivery window (see `acknowledge`).
+Whatever is unacknowledged is replayed after a reconnect or a restart, alerts first.
+Bounded by rows, bytes and age."""
 
 from __future__ import annotations
 
@@ -72,9 +74,7 @@ class Outbox:
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(outbox)")}
             if "acked_ts" not in columns:  # an outbox written by an earlier version
                 self._db.execute("ALTER TABLE outbox ADD COLUMN acked_ts REAL")
-            self._rows, self._bytes = self._db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM outbox"
-            ).fetchone()
+            self._recount()
         except (sqlite3.Error, OSError) as err:
             raise OutboxError(f"cannot open outbox {path}: {err}") from err
 
@@ -127,6 +127,7 @@ class Outbox:
         return int(cur.rowcount)
 
     def forget_acknowledged(self, before_ts: float) -> None:
+        """Delete kept messages acknowledged before `before_ts` (their redelivery window is over)."""
         try:
             cur = self._db.execute("DELETE FROM outbox WHERE acked_ts IS NOT NULL AND acked_ts < ?", (before_ts,))
         except sqlite3.Error as err:
@@ -135,6 +136,7 @@ class Outbox:
             self._recount()
 
     def _recount(self) -> None:
+        """Re-read the row and byte totals after a bulk delete."""
         self._rows, self._bytes = self._db.execute(
             "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM outbox"
         ).fetchone()
@@ -175,9 +177,7 @@ class Outbox:
         if cur.rowcount:
             self.expired += cur.rowcount
             log.warning("outbox: dropped %d messages older than %.0f s", cur.rowcount, self._ttl_s)
-            self._rows, self._bytes = self._db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM outbox"
-            ).fetchone()
+            self._recount()
 
     def _make_room(self, incoming_bytes: int) -> None:
         """Overflow policy: evict the least important, oldest messages (explanations first,

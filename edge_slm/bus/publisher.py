@@ -1,6 +1,8 @@
 """Durable publishing: every message that must not be lost goes through the outbox first,
-then to the broker; a PUBACK removes it. After a reconnect the outbox is replayed at a
-bounded rate, alerts first. When the outbox itself fails (disk full, read-only) messages
+then to the broker. A PUBACK removes replies and actions; alerts and explanations stay
+(marked acknowledged) for REDELIVER_WINDOW_S, so they can be sent again when the broker
+comes back without our session. After a reconnect the outbox is replayed at a bounded
+rate, alerts first. When the outbox itself fails (disk full, read-only) messages
 are kept in a bounded memory queue instead and the failure is counted."""
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ MEMORY_QUEUE_LIMIT = 10_000
 # After a broker crash that lost its sessions, alerts and explanations it acknowledged this
 # recently are sent again: subscribers' queued copies died with the broker.
 REDELIVER_WINDOW_S = 300.0
-REDELIVER_DELAY_S = 2.0
-PURGE_INTERVAL_S = 30.0  # give subscribers a moment to reconnect and subscribe again
+REDELIVER_DELAY_S = 2.0  # give subscribers a moment to reconnect and subscribe again
+PURGE_INTERVAL_S = 30.0  # how often acknowledged rows past the window are deleted
 
 
 @dataclass

@@ -202,7 +202,7 @@ class Detector:
             action = rule.action or "Inspect the equipment."
         else:
             summary = templates.resolved_summary(rule.label or signal, value, rule.unit)
-            action = "No action needed; keep an eye on it."
+            action = templates.RESOLVED_ACTION
         return Finding(
             device=sample.device,
             signal=signal,
@@ -224,7 +224,7 @@ class Detector:
             action = templates.ANOMALY_ACTION
         else:
             summary = f"{signal} is back within its learned normal range ({value:g})."
-            action = "No action needed; keep an eye on it."
+            action = templates.RESOLVED_ACTION
         return Finding(
             device=sample.device,
             signal=signal,

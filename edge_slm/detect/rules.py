@@ -7,7 +7,7 @@ import itertools
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -193,8 +193,3 @@ def load_rules(extra_pack_files: Iterable[str] = (), disabled: Iterable[str] = (
         if enabled and rule_id not in skip:
             rules.append(parse_rule(raw, "rules"))
     return rules
-
-
-def with_overrides(rule: Rule, **changes: Any) -> Rule:
-    valid = {f.name for f in fields(Rule)}
-    return replace(rule, **{k: v for k, v in changes.items() if k in valid})

@@ -6,8 +6,6 @@ import re
 import string
 from typing import Any
 
-from edge_slm.events import Severity
-
 _ROW_NAMES = {"Row1": "front", "Row2": "rear", "Row3": "third-row"}
 _SIDE_NAMES = {"Left": "left", "Right": "right", "Center": "center", "Middle": "middle"}
 
@@ -52,7 +50,4 @@ def anomaly_summary(signal: str, value: float, baseline: float, z: float) -> str
 ANOMALY_ACTION = (
     "Check the equipment and the sensor behind this signal; compare with recent maintenance or operating changes."
 )
-
-
-def severity_word(severity: Severity) -> str:
-    return severity.label
+RESOLVED_ACTION = "No action needed; keep an eye on it."

@@ -1,7 +1,7 @@
 """One transcript in, one grounded `Reply` (with its actions) out: recognize, then respond.
 
-Blocking (the model tier may run); the voice pipeline calls it off the event loop, e.g.
-`await loop.run_in_executor(None, answer, transcript, recognizer, responder)`.
+Blocking (the model tier may run): the daemon calls it through `Features.answer` on its
+single "intent" worker thread, never on the event loop.
 """
 
 from __future__ import annotations

@@ -419,10 +419,6 @@ class Grammar:
             return []
         return list(spec.examples) or ["there"]
 
-    @property
-    def template_count(self) -> int:
-        return len(self._compiled)
-
 
 @functools.lru_cache(maxsize=1)
 def default_grammar() -> Grammar:

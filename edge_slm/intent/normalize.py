@@ -49,7 +49,6 @@ _PUNCT_RE = re.compile(r"[^\w\s':]+")
 _COLON_RE = re.compile(r"(?<!\d):|:(?!\d)")
 _DIGIT_AMPM_RE = re.compile(r"\b(\d{1,2}(?::\d{2})?)(am|pm)\b")
 _DOTTED_RE = re.compile(r"\b([a-z])\.([a-z])\.(?:([a-z])\.)?")
-_SPACE_RE = re.compile(r"\s+")
 
 
 def fold(text: str) -> str:

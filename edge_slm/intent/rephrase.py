@@ -2,8 +2,9 @@
 
 The template reply is grounded; a rephrasing is accepted only when every number and every name
 (capitalised word) of the template survives, nothing numeric or named is added, negations are
-unchanged and the text stays short. Otherwise the template text is used. Off by default: it costs
-one model call per reply.
+unchanged and the text stays short. Otherwise the template text is used. The daemon does not use
+it (no config switch; it would cost one model call per reply): only `answer(..., rephraser=...)`
+callers do.
 """
 
 from __future__ import annotations

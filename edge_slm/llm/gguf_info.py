@@ -100,10 +100,6 @@ class GgufInfo:
     metadata: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
-    def file_size_mb(self) -> float:
-        return self.file_size_bytes / MIB
-
-    @property
     def bits_per_weight(self) -> float:
         return self.tensor_bytes * 8 / self.parameter_count if self.parameter_count else 0.0
 

@@ -14,7 +14,7 @@ from edge_slm.bus.topics import TopicError, Topics
 from edge_slm.detect.detector import Detector
 from edge_slm.detect.policy import AlertPolicy
 from edge_slm.errors import DecodeError
-from edge_slm.events import Alert
+from edge_slm.events import Alert, AlertState
 from edge_slm.telemetry.codec import decode_telemetry
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ class TelemetryPipeline:
         return self._detector.is_active(device, signal, rule)
 
     def _emit(self, alert: Alert) -> None:
-        if alert.state.value == "firing":
+        if alert.state is AlertState.FIRING:
             self.counters.alerts_firing += 1
         else:
             self.counters.alerts_resolved += 1

@@ -217,11 +217,8 @@ class VoiceListener:
         assert executor is not None
         try:
             executor.submit(self._build_recognizer).result()
-        except EdgeSlmError as err:
-            self._report("asr", f"missing: {err.message}")
-            return False
         except Exception as err:
-            self._report("asr", f"missing: {err}")
+            self._report("asr", f"missing: {_reason(err)}")
             return False
         return True
 
@@ -248,11 +245,8 @@ class VoiceListener:
         try:
             source = self._source_factory()
             source.start()
-        except EdgeSlmError as err:
-            self._report("microphone", f"missing: {err.message}")
-            return False
         except Exception as err:
-            self._report("microphone", f"missing: {err}")
+            self._report("microphone", f"missing: {_reason(err)}")
             return False
         s = self.settings
         self._endpointer = make_endpointer(self.vad_kind, s.sample_rate_hz, s.trailing_silence_ms, s.max_utterance_s)
@@ -411,3 +405,8 @@ class VoiceListener:
             self.on_status(component, state)
         except Exception:
             log.exception("status handler failed")
+
+
+def _reason(err: Exception) -> str:
+    """Our errors carry a user-facing message; anything else is shown as it is."""
+    return err.message if isinstance(err, EdgeSlmError) else str(err)

@@ -70,7 +70,6 @@ class ModelSettings:
     type_k: str = "f16"
     type_v: str = "f16"
     lora_path: str = ""
-    max_tokens: int = 96
     explain_max_tokens: int = 160  # summary + cause + action as JSON; fewer truncates it
     explain_alerts: bool = True
     explain_deadline_s: float = 30.0
@@ -103,7 +102,6 @@ class VoiceSettings:
 class IntentSettings:
     model_fallback: bool = True
     grammar_files: tuple[str, ...] = ()
-    min_model_confidence: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -187,7 +185,6 @@ _POSITIVE: frozenset[str] = frozenset(
         "model.memory_budget_mb",
         "model.n_ctx",
         "model.n_batch",
-        "model.max_tokens",
         "model.explain_max_tokens",
         "model.explain_deadline_s",
         "model.voice_deadline_s",
@@ -289,7 +286,6 @@ def _validate(settings: Settings) -> None:
         "voice.trailing_silence_ms",
         "voice.listen_window_s",
         "voice.retry_interval_s",
-        "intent.min_model_confidence",
         "mqtt.session_expiry_s",
     ):
         if flat[key] < 0:

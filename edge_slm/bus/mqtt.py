@@ -81,6 +81,7 @@ class MqttBus:
         self._closing = False
         self._refused = False
         self._space = threading.Event()
+        self._subscribe_mid = -1
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -147,6 +148,7 @@ class MqttBus:
         client.on_message = self._handle_message
         client.on_publish = self._handle_publish
         client.on_connect_fail = self._handle_connect_fail
+        client.on_subscribe = self._handle_subscribe
         return client
 
     def _connect_kwargs(self) -> dict[str, Any]:
@@ -271,9 +273,9 @@ class MqttBus:
             self._settings.port,
             "MQTT 5" if self._use_v5 else "MQTT 3.1.1",
         )
-        client.publish(self._status_topic, "online", qos=1, retain=True)
-        for topic in self._subscriptions:
-            client.subscribe(topic, qos=1)
+        # `online` goes out once the broker has confirmed our subscriptions, so whoever waits
+        # for it can publish right away without racing our SUBSCRIBE.
+        _, self._subscribe_mid = client.subscribe([(topic, 1) for topic in self._subscriptions])
         if self._on_connected is not None and self._loop is not None:
             session_present = bool(getattr(flags, "session_present", True))
             self._loop.call_soon_threadsafe(self._on_connected, session_present)
@@ -299,6 +301,14 @@ class MqttBus:
             if message != self._last_error:
                 log.warning("mqtt: %s; retrying with backoff", message)
             self._last_error = message
+
+    def _handle_subscribe(self, client: Any, userdata: Any, mid: int, reason_codes: Any, properties: Any) -> None:
+        if mid != self._subscribe_mid:
+            return
+        refused = [str(code) for code in reason_codes if getattr(code, "is_failure", False)]
+        if refused:
+            log.error("mqtt: the broker refused a subscription (%s); check its ACL", ", ".join(refused))
+        client.publish(self._status_topic, "online", qos=1, retain=True)
 
     def _handle_connect_fail(self, client: Any, userdata: Any) -> None:
         """The TCP connection or the TLS handshake failed (paho logs the exception itself)."""

@@ -20,7 +20,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -208,8 +208,9 @@ def download_file(
     *,
     retries: int = 3,
     timeout_s: float = 60.0,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> Path:
-    """Fetch `url` to `dest` atomically.
+    """Fetch `url` to `dest` atomically; `on_progress(done, total)` follows each block.
 
     The bytes go to `dest + ".part"`; an existing part file is resumed with an HTTP Range request
     (a server that ignores Range restarts it). A dropped connection is resumed up to `retries`
@@ -223,7 +224,7 @@ def download_file(
     while True:
         start = part.stat().st_size if part.exists() else 0
         try:
-            _fetch_into(url, part, start, progress, timeout_s, target.name)
+            _fetch_into(url, part, start, progress, timeout_s, target.name, on_progress)
             break
         except urllib.error.HTTPError as err:
             if err.code == 416 and start:  # the part file is already complete (or bogus): verify below
@@ -252,7 +253,15 @@ def download_file(
     return target
 
 
-def _fetch_into(url: str, part: Path, start: int, progress: bool, timeout_s: float, desc: str) -> None:
+def _fetch_into(
+    url: str,
+    part: Path,
+    start: int,
+    progress: bool,
+    timeout_s: float,
+    desc: str,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> None:
     with _open(url, start, timeout_s) as resp:
         if start and resp.status != 206:
             log.info("server ignored the Range request for %s; starting again", url)
@@ -266,6 +275,8 @@ def _fetch_into(url: str, part: Path, start: int, progress: bool, timeout_s: flo
                     out.write(block)
                     written += len(block)
                     bar.update(len(block))
+                    if on_progress is not None:
+                        on_progress(written, total or 0)
                 out.flush()
         finally:
             bar.close()

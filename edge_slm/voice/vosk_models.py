@@ -13,13 +13,13 @@ import logging
 import os
 import shutil
 import tempfile
-import urllib.request
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from edge_slm.errors import ModelError
+from edge_slm.llm.models import download_file
 
 log = logging.getLogger(__name__)
 
@@ -125,9 +125,11 @@ def download(
     url = known.url(base_url)
     with tempfile.TemporaryDirectory(dir=target_root, prefix=f".{name}.") as tmp:
         archive = Path(tmp) / f"{name}.zip"
-        try:
-            _fetch(url, archive, progress, timeout_s)
-        except OSError as err:  # URLError, HTTPError, timeouts, disk full
+        try:  # the same resuming download as GGUF models; the archive stays in the temporary folder
+            download_file(url, archive, progress=False, timeout_s=timeout_s, on_progress=progress)
+        except ModelError as err:
+            raise ModelError(f"cannot download Vosk model {name}: {err.message}") from err
+        except OSError as err:  # disk full
             raise ModelError(f"cannot download Vosk model {name} from {url}: {err}") from err
         unpacked = Path(tmp) / "unpacked"
         try:
@@ -152,19 +154,3 @@ def download(
         model_dir.rename(target)
     log.info("Vosk model %s installed in %s", name, target)
     return target
-
-
-def _fetch(url: str, dest: Path, progress: Callable[[int, int], None] | None, timeout_s: float) -> None:
-    with urllib.request.urlopen(url, timeout=timeout_s) as response, dest.open("wb") as out:
-        total = int(response.headers.get("Content-Length") or 0)
-        done = 0
-        while True:
-            chunk = response.read(1 << 16)
-            if not chunk:
-                break
-            out.write(chunk)
-            done += len(chunk)
-            if progress is not None:
-                progress(done, total)
-    if total and done != total:
-        raise OSError(f"short download: {done} of {total} bytes")

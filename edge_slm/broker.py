@@ -52,7 +52,7 @@ def _mosquitto() -> Iterator[int]:
         conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
         proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            _wait_listening(port, proc)
+            wait_listening(port, proc)
             yield port
         finally:
             proc.terminate()
@@ -87,7 +87,8 @@ def _amqtt() -> Iterator[int]:
         loop.call_soon_threadsafe(loop.stop)
 
 
-def _wait_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
+def wait_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
+    """Block until a broker process accepts connections on `port` (10 s at most)."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if reachable("127.0.0.1", port, 0.2):

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,11 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # for tests/*_fixtures
 
 from mqtt_fixtures import Broker, start_broker
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from edge_slm.broker import free_port
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -61,4 +54,4 @@ def _no_user_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(key, raising=False)
 
 
-__all__ = ["free_port", "subprocess", "time"]
+__all__ = ["free_port"]

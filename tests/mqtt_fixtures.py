@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import threading
 import time
@@ -12,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+
+from edge_slm.broker import wait_listening
+from edge_slm.errors import StartupError
 
 
 @dataclass
@@ -24,16 +26,10 @@ class Broker:
     def start(self) -> None:
         log = (self.workdir / "mosquitto.log").open("ab")
         self.proc = subprocess.Popen(["mosquitto", "-c", str(self.conf)], stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"mosquitto exited: {(self.workdir / 'mosquitto.log').read_text()}") from None
-                time.sleep(0.05)
-        raise RuntimeError("mosquitto did not start")
+        try:
+            wait_listening(self.port, self.proc)
+        except StartupError as err:
+            raise RuntimeError(f"{err.message}: {(self.workdir / 'mosquitto.log').read_text()}") from None
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

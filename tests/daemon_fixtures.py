@@ -40,8 +40,11 @@ def daemon_settings(port: int, state_dir: Path, **overrides: Any) -> Settings:
 
 
 class InProcessDaemon:
-    def __init__(self, settings: Settings) -> None:
+    """`expect_connection=False` for tests of a broker that refuses the daemon."""
+
+    def __init__(self, settings: Settings, *, expect_connection: bool = True) -> None:
         self.daemon = Daemon(settings)
+        self._expect_connection = expect_connection
         self._loop = asyncio.new_event_loop()
         self._stop = asyncio.Event()
         self._thread = threading.Thread(target=self._run, name="daemon", daemon=True)
@@ -53,8 +56,14 @@ class InProcessDaemon:
         except BaseException as err:  # surfaced by the test
             self.error = err
 
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
     def __enter__(self) -> InProcessDaemon:
         self._thread.start()
+        if not self._expect_connection:
+            return self
         deadline = time.monotonic() + 10
         while not self.daemon.bus.connected and time.monotonic() < deadline:
             time.sleep(0.02)

@@ -14,8 +14,6 @@ from conftest import free_port
 from daemon_fixtures import InProcessDaemon, daemon_settings, start_subprocess_daemon, terminate, write_config
 from mqtt_fixtures import Broker, Recorder, start_broker
 
-from edge_slm.runtime import Daemon
-
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
 
 
@@ -131,24 +129,16 @@ def test_wrong_password_is_a_clear_error_with_backoff(
         state_dir,
         mqtt={"tls": True, "tls_ca_file": str(pki["ca"]), "username": "edge", "password": "wrong"},
     )
-    daemon = Daemon(settings)
-    import asyncio
-    import threading
-
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-    thread = threading.Thread(target=lambda: loop.run_until_complete(daemon.run(stop)), daemon=True)
-    thread.start()
-    time.sleep(3.0)
-    assert thread.is_alive()  # no crash loop: it keeps running and retrying
-    assert not daemon.bus.connected
-    assert "refused" in daemon.bus.last_error and (
-        "authori" in daemon.bus.last_error.lower() or "password" in daemon.bus.last_error.lower()
-    )
-    assert daemon.bus.counters.connects == 0
-    loop.call_soon_threadsafe(stop.set)
-    thread.join(10)
-    assert not thread.is_alive()
+    with InProcessDaemon(settings, expect_connection=False) as running:
+        time.sleep(3.0)
+        daemon = running.daemon
+        assert running.running  # no crash loop: it keeps running and retrying
+        assert not daemon.bus.connected
+        assert "refused" in daemon.bus.last_error and (
+            "authori" in daemon.bus.last_error.lower() or "password" in daemon.bus.last_error.lower()
+        )
+        assert daemon.bus.counters.connects == 0
+    assert not running.running
 
 
 def test_untrusted_server_certificate_is_refused(
@@ -161,19 +151,10 @@ def test_untrusted_server_certificate_is_refused(
         state_dir,
         mqtt={"tls": True, "tls_ca_file": str(other["ca"]), "username": "edge", "password": "s3cret"},
     )
-    daemon = Daemon(settings)
-    import asyncio
-    import threading
-
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-    thread = threading.Thread(target=lambda: loop.run_until_complete(daemon.run(stop)), daemon=True)
-    thread.start()
-    time.sleep(2.5)
-    assert thread.is_alive() and not daemon.bus.connected
-    assert daemon.bus.last_error
-    loop.call_soon_threadsafe(stop.set)
-    thread.join(10)
+    with InProcessDaemon(settings, expect_connection=False) as running:
+        time.sleep(2.5)
+        assert running.running and not running.daemon.bus.connected
+        assert running.daemon.bus.last_error
 
 
 def _socket_inodes(pid: int) -> set[str]:

@@ -41,7 +41,9 @@ class Features:
         self.recognizer = IntentRecognizer(settings.intent, engine, deadline_s=settings.model.voice_deadline_s)
         self.nav = NavStateStore()
         vehicle = settings.voice.vehicle_device
-        self.responder = build_responder(settings, self.nav, lambda: firing_alerts(vehicle or None))
+        self.responder = build_responder(
+            settings, self.nav, lambda: firing_alerts(vehicle or None), self.recognizer.grammar
+        )
         if settings.poi.file and self.responder.pois is None:
             self.status["poi"] = f"unusable: {settings.poi.file}"
         self._listener: Any = None

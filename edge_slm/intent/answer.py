@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from edge_slm.events import Alert, Reply, Transcript
+from edge_slm.intent.grammar import Grammar
 from edge_slm.intent.recognizer import IntentRecognizer
 from edge_slm.intent.rephrase import Rephraser
 from edge_slm.intent.respond import Responder, canonical_category
@@ -45,8 +46,13 @@ def answer(
     )
 
 
-def build_responder(settings: Settings, nav: NavStateStore, firing_alerts: Callable[[], Sequence[Alert]]) -> Responder:
+def build_responder(
+    settings: Settings,
+    nav: NavStateStore,
+    firing_alerts: Callable[[], Sequence[Alert]],
+    grammar: Grammar | None = None,
+) -> Responder:
     """A Responder from config: `poi.file` (missing or unreadable -> warned once, replies say so)
     and `voice.vehicle_device` ("" = alerts of every device)."""
-    pois = load_poi_index(settings.poi.file, canonical_category)
+    pois = load_poi_index(settings.poi.file, lambda category: canonical_category(category, grammar))
     return Responder(nav, pois, firing_alerts, settings.voice.vehicle_device)

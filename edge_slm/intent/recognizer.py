@@ -19,7 +19,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from edge_slm.errors import EXIT_OK, EXIT_USAGE, EdgeSlmError, ModelUnavailable
 from edge_slm.events import Intent
-from edge_slm.intent.grammar import Grammar
+from edge_slm.intent.grammar import Grammar, default_grammar
 from edge_slm.intent.model_tier import ModelTier
 from edge_slm.intent.schema import IntentName
 from edge_slm.llm.api import GenerationRequest, GenerationResult, LlmEngine
@@ -73,7 +73,11 @@ class IntentRecognizer:
         deadline_s: float = 8.0,
     ) -> None:
         self.settings = intent_settings
-        self.grammar = grammar if grammar is not None else Grammar.load(intent_settings.grammar_files)
+        if grammar is None:  # the built-in grammar is compiled once per process and shared
+            grammar = (
+                Grammar.load(intent_settings.grammar_files) if intent_settings.grammar_files else default_grammar()
+            )
+        self.grammar = grammar
         self.model_tier: ModelTier | None = None
         if engine is not None and intent_settings.model_fallback:
             self.model_tier = ModelTier(engine, self.grammar, deadline_s=deadline_s)

@@ -72,14 +72,16 @@ def _normal(device: str, t: float, rng: random.Random) -> dict[str, float]:
     }
 
 
-def _apply_faults(device: str, t: float, signals: dict[str, float], faults: Iterable[Fault]) -> None:
+def _apply_faults(
+    device: str, t: float, signals: dict[str, float], faults: Iterable[Fault], rng: random.Random
+) -> None:
     for fault in faults:
         if fault.device != device or not fault.start_s <= t < fault.end_s or fault.signal not in signals:
             continue
         progress = 1.0 if fault.ramp_s <= 0 else min(1.0, (t - fault.start_s) / fault.ramp_s)
         normal = signals[fault.signal]
-        jitter = normal - round(normal)  # keep the sensor's noise on top of the fault
-        signals[fault.signal] = normal + (fault.value - normal) * progress + jitter * 0.5
+        noise = rng.gauss(0, 0.01 * abs(fault.value))  # a faulty reading is still a noisy reading
+        signals[fault.signal] = normal + (fault.value - normal) * progress + noise
 
 
 def make_trace(
@@ -98,7 +100,7 @@ def make_trace(
         t = i * step_s
         for device in devices:
             signals = _normal(device, t, rng)
-            _apply_faults(device, t, signals, fault_list)
+            _apply_faults(device, t, signals, fault_list, rng)
             yield TelemetryEvent(t0 + t, device, {k: round(v, 3) for k, v in signals.items()})
 
 

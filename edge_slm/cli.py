@@ -92,24 +92,6 @@ def _configure_logging(level: str) -> None:
     )
 
 
-def _check_model_reference(settings: Settings) -> None:
-    """A model name must be known and a model path must exist (whether it fits is `run`'s check)."""
-    if not settings.model.enabled:
-        return
-    from pathlib import Path
-
-    from edge_slm.errors import ConfigError
-    from edge_slm.llm.models import KNOWN_MODELS
-
-    if settings.model.path:
-        if not Path(settings.model.path).expanduser().is_file():
-            raise ConfigError("model.path", f"{settings.model.path} does not exist")
-    elif settings.model.name not in KNOWN_MODELS:
-        raise ConfigError(
-            "model.name", f"unknown model {settings.model.name!r} (known: {', '.join(sorted(KNOWN_MODELS))})"
-        )
-
-
 class _Parser(argparse.ArgumentParser):
     """Usage errors are one line on stderr (CONTRACT §1), exit 2."""
 
@@ -131,7 +113,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     from edge_slm.detect.rules import load_rules
 
     rules = load_rules(settings.detect.packs, settings.detect.disable_rules)  # site packs fail here, not at `run`
-    _check_model_reference(settings)
+    from edge_slm.llm.models import check_reference
+
+    if settings.model.enabled:
+        check_reference(settings.model)
     sys.stdout.write(render_toml(settings))
     sys.stdout.write(f"# {len(rules)} rules: {', '.join(sorted(rule.id for rule in rules))}\n")
     return EXIT_OK

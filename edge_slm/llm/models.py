@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edge_slm.errors import ModelError
+from edge_slm.errors import ConfigError, ModelError
 
 if TYPE_CHECKING:
     from edge_slm.config import ModelSettings
@@ -402,6 +402,17 @@ def pull(name: str, cache_dir: str | os.PathLike[str], progress: bool = True) ->
         _record_sha256(dest, digest)
         log.info("model %s: sha256 %s recorded (not pinned in the registry)", entry.name, digest)
     return dest
+
+
+def check_reference(model_settings: ModelSettings) -> None:
+    """A model name must be known and a model path must exist (whether it fits is `run`'s check)."""
+    if model_settings.path:
+        if not Path(model_settings.path).expanduser().is_file():
+            raise ConfigError("model.path", f"{model_settings.path} does not exist")
+    elif model_settings.name not in KNOWN_MODELS:
+        raise ConfigError(
+            "model.name", f"unknown model {model_settings.name!r} (known: {', '.join(sorted(KNOWN_MODELS))})"
+        )
 
 
 def resolve_model(model_settings: ModelSettings, cache_dir: str | os.PathLike[str]) -> Path:

@@ -126,7 +126,7 @@ def build_features(settings: Settings, firing_alerts: Callable[[str | None], lis
     """Loads the model (raising ModelError, exit 3, when it is missing or cannot fit)."""
     engine: LlmEngine | None = None
     if settings.model.enabled:
-        from edge_slm.llm.engine import load_engine
+        from edge_slm.llm.loader import load_engine
 
         engine = load_engine(settings)
     return Features(settings, engine, firing_alerts)

@@ -171,7 +171,7 @@ def bench_restart(path: Path, runs: int) -> dict[str, Any]:
 
 def child_profile(model: str, gen_tokens: int) -> dict[str, Any]:
     """Runs in a fresh process: load at the generic profile, measure speeds and RSS."""
-    from edge_slm.llm.engine import load_model
+    from edge_slm.llm.loader import load_model
 
     base_rss = rss_mb()
     ms = generic_model_settings(name=model, path="")

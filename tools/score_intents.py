@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     engine: LlmEngine | None = None
     modes = ["grammar"]
     if args.model:
-        from edge_slm.llm.engine import load_engine
+        from edge_slm.llm.loader import load_engine
 
         settings = load_settings(cli_overrides={"model": {"path": args.model}}, environ={})
         started = time.perf_counter()

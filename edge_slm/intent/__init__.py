@@ -4,7 +4,7 @@ Public API (import from the submodules; nothing heavy is imported here):
 
 - `intent.recognizer.IntentRecognizer(intent_settings, engine)` -> `.recognize(text) -> events.Intent`,
   `.phrases_for_asr(max_phrases)`
-- `intent.recognizer.run_intent_cli(settings, text, batch, stdin, stdout) -> int` (`edge-slm intent`)
+- `commands.intent.run_intent_cli(settings, text, batch, stdin, stdout) -> int` (`edge-slm intent`)
 - `intent.respond.Responder(nav, pois, firing_alerts, vehicle_device)` -> `.respond(intent) -> (text, actions)`
 - `intent.respond.canonical_category` (for `nav.poi.load_poi_index`)
 - `intent.grammar.Grammar.load(extra_files)` / `default_grammar()`

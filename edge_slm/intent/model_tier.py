@@ -164,11 +164,8 @@ class ModelTier:
 
     def warm_up(self) -> None:
         """Evaluate (or load) the fixed prefix once, if the engine supports it."""
-        prepare = getattr(self._engine, "prepare_prefix", None)
-        if prepare is None:
-            return
         try:
-            prepare(SYSTEM_PROMPT, FEW_SHOT)
+            self._engine.prepare_prefix(SYSTEM_PROMPT, FEW_SHOT)
         except Exception as err:  # warming is an optimisation only
             log.warning("could not prepare the intent prompt prefix: %s", err)
 

@@ -8,6 +8,7 @@ and gives up on a request whose deadline passes, raising `ModelTimeout`.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -70,6 +71,12 @@ class LlmEngine(Protocol):
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
         """Blocking convenience: submit and wait."""
+        ...
+
+    def prepare_prefix(self, system: str, few_shot: Sequence[tuple[str, str]] = ()) -> object | None:
+        """Put a fixed prompt prefix (system + few-shot) into the model's cache ahead of use, loading a
+        saved state where there is one. Blocks; returns what was done, or None for an engine
+        without a prefix cache. Warming is an optimisation: callers log and go on when it fails."""
         ...
 
     def close(self) -> None: ...

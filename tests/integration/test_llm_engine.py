@@ -176,7 +176,7 @@ def test_close_fails_pending_and_later_requests(tiny: Path) -> None:
 
 
 def test_load_engine_admission_and_errors(tiny: Path, tmp_path: Path) -> None:
-    from edge_slm.llm.engine import load_engine
+    from edge_slm.llm.loader import load_engine
 
     ok = Settings(state_dir=str(tmp_path), model=ModelSettings(path=str(tiny), n_ctx=1024, n_threads=1))
     eng = load_engine(ok)

@@ -43,7 +43,7 @@ HISTORY = [(970.0, 6.1), (985.0, 8.0), (1000.0, 9.3)]
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    from edge_slm.llm.engine import load_engine
+    from edge_slm.llm.loader import load_engine
 
     settings = Settings(
         state_dir=str(tmp_path_factory.mktemp("state")),

@@ -15,9 +15,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from audio_fixtures import PulseServer, pulse_server, start_playing
 
+from edge_slm.commands.devices import list_devices as cmd_devices
 from edge_slm.voice import audio
 from edge_slm.voice.audio import SoundDeviceSource
-from edge_slm.voice.devices import cmd_devices, list_input_devices
+from edge_slm.voice.devices import list_input_devices
 
 __all__ = ["pulse_server"]
 

@@ -10,12 +10,14 @@ from typing import Any
 
 import pytest
 
+from edge_slm.commands.intent import run_intent_cli
 from edge_slm.config import IntentSettings, Settings
 from edge_slm.errors import ModelError, ModelTimeout
 from edge_slm.intent.grammar import default_grammar
 from edge_slm.intent.model_tier import ModelTier
-from edge_slm.intent.recognizer import IntentRecognizer, LazyEngine, run_intent_cli
+from edge_slm.intent.recognizer import IntentRecognizer
 from edge_slm.llm.api import GenerationRequest, GenerationResult, LlmEngine, Priority
+from edge_slm.llm.lazy import LazyEngine
 
 
 class FakeEngine:

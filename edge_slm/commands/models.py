@@ -1,4 +1,4 @@
-"""`edge-slm models ...`: each function prints to stdout and returns an exit code.
+"""`edge-slm models list / pull / inspect / quantize`: each prints to stdout and returns an exit code.
 
 Failures are raised as EdgeSlmError subclasses (ModelError, DependencyMissing); the CLI turns them
 into one stderr line and exit code 3.
@@ -6,17 +6,48 @@ into one stderr line and exit code 3.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from edge_slm.commands.common import add_config_flags, configure_logging, load_cli_settings
+from edge_slm.config import Settings
 from edge_slm.errors import EXIT_OK, ModelError
 
-if TYPE_CHECKING:
-    from edge_slm.config import Settings
-
 log = logging.getLogger(__name__)
+
+
+def register(sub: Any) -> None:
+    models = sub.add_parser("models", help="list, pull, inspect and quantize GGUF models")
+    models_sub = models.add_subparsers(dest="models_command", metavar="ACTION", parser_class=type(models))
+    models_sub.required = True
+    m_list = models_sub.add_parser("list", help="known models and whether they are in the cache")
+    add_config_flags(m_list)
+    m_list.set_defaults(handler=lambda args: cmd_models_list(_settings(args)))
+    m_pull = models_sub.add_parser("pull", help="fetch a known model into the model cache")
+    add_config_flags(m_pull)
+    m_pull.add_argument("name")
+    m_pull.set_defaults(handler=lambda args: cmd_models_pull(_settings(args), args.name))
+    m_inspect = models_sub.add_parser("inspect", help="print GGUF metadata and the memory estimate")
+    add_config_flags(m_inspect)
+    m_inspect.add_argument(
+        "path", nargs="?", default="", help="a GGUF file or a known model name (default: the configured model)"
+    )
+    m_inspect.set_defaults(handler=lambda args: cmd_models_inspect(_settings(args), args.path))
+    m_quant = models_sub.add_parser("quantize", help="quantize a GGUF model")
+    add_config_flags(m_quant)
+    m_quant.add_argument("src")
+    m_quant.add_argument("dst")
+    m_quant.add_argument("--type", dest="qtype", default="Q4_K_M")
+    m_quant.set_defaults(handler=lambda args: cmd_models_quantize(_settings(args), args.src, args.dst, args.qtype))
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_cli_settings(args)
+    configure_logging(settings.log_level)
+    return settings
 
 
 def _print(text: str = "") -> None:

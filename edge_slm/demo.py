@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from edge_slm.broker import demo_broker
 from edge_slm.config import Settings, load_settings
 from edge_slm.errors import EXIT_OK, EdgeSlmError
+from edge_slm.health import Health
 from edge_slm.simulate import demo_faults, make_trace, play
 
 if TYPE_CHECKING:
@@ -254,8 +255,8 @@ def _interrupt_on_sigterm() -> None:
 def _wait_for_voice(voice: _Voice, daemon: Daemon, printer: _Printer, deadline: float) -> None:
     """Until the WAV has played and everything heard is answered (or the recognizer cannot start)."""
     while time.monotonic() < deadline:
-        asr = daemon.metrics_snapshot()["components"].get("asr", "")
-        if asr.startswith("missing"):
+        asr = daemon.component_status("asr")
+        if asr is not None and asr.health is Health.MISSING:
             printer.line(f"voice: the speech recognizer could not start ({asr}); commands were typed only")
             return
         if voice.played and printer.heard <= printer.replied:
@@ -282,18 +283,18 @@ def run_demo(duration_s: float = 0.0, use_model: bool = True, speed: float = 20.
             voice, voice_note = _plan_voice(Path(state_dir))
         except Exception as err:  # voice never fails the demo
             voice, voice_note = None, f"voice: unavailable ({err}); commands are typed only"
-        try:
-            settings = _settings(bhost, bport, state_dir, use_model, voice)
-            daemon = Daemon(settings)
-        except EdgeSlmError as err:
-            if not use_model:
-                raise
-            printer.line(f"model unavailable ({err.message}); continuing with template explanations")
-            settings = _settings(bhost, bport, state_dir, use_model=False, voice=voice)
-            daemon = Daemon(settings)
-        if voice is not None:
-            daemon.features.voice_source_factory = voice.open_source
-        printer.line(f"model: {daemon.features.status.get('model')}; profile {settings.profile}")
+        settings = _settings(bhost, bport, state_dir, use_model, voice)
+        if use_model:
+            from edge_slm.llm.loader import check_model
+
+            try:
+                check_model(settings)  # missing, corrupt or too large: known before the daemon starts
+            except EdgeSlmError as err:
+                printer.line(f"model unavailable ({err.message}); continuing with template explanations")
+                settings = _settings(bhost, bport, state_dir, use_model=False, voice=voice)
+        daemon = Daemon(settings, voice_source_factory=voice.open_source if voice is not None else None)
+        model = settings.model.path or settings.model.name if settings.model.enabled else "off (template explanations)"
+        printer.line(f"model: {model}; profile {settings.profile}")
         printer.line(voice_note)
 
         watcher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"edge-slm-demo-watch-{os.getpid()}")

@@ -165,4 +165,5 @@ class Reply:
             "slots": dict(self.intent.slots),
             "text": self.text,
             "latency_ms": round(self.latency_ms, 3),
+            "source": self.intent.source,  # which tier understood it (CONTRACT §6)
         }

@@ -1,90 +1,198 @@
-"""The daemon: builds the adapters, runs the flows on one asyncio loop, supervises, shuts down.
+"""The daemon's lifecycle, in the spirit of uvicorn's `Server`:
 
-Flows:
-  telemetry  MQTT -> TelemetryPipeline -> alert (outbox + MQTT at once) -> explanation later
-  voice      microphone / MQTT transcript -> intent -> grounded reply + actions
-  nav        MQTT nav/state -> NavStateStore (facts for replies)
+    daemon = Daemon(settings)        # build: wires the components, no I/O
+    await daemon.run(stop)           # startup -> serve until `stop` is set -> shutdown
+
+- startup: open the outbox (a corrupt one is moved aside), restore firing alerts and learned
+  baselines, load the model on a thread of its own (a stop signal during the load is acted on at
+  once), prepare the voice flow, connect to the broker, start the microphone and the timers;
+- serve: route inbound messages to the alert and voice flows until stopped;
+- shutdown, in order: stop the microphone, the inbound loop and the timers; close the model (its
+  queued work fails, so pending explanations become templates) and let those go into the outbox;
+  drain the publisher; save state; publish `offline` and disconnect; close the outbox.
+
+`run_daemon` adds the signals: the first SIGTERM/SIGINT stops, a second one forces the exit.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import dataclasses
-import functools
 import json
 import logging
+import os
 import signal
+import sys
 import threading
 import time
 from base64 import b64encode
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge_slm import metrics
 from edge_slm.bus.mqtt import InboundMessage, MqttBus
-from edge_slm.bus.outbox import Kind, Outbox, OutboxError
+from edge_slm.bus.outbox import Outbox, OutboxError
 from edge_slm.bus.publisher import DurablePublisher
-from edge_slm.bus.topics import TopicError, Topics
+from edge_slm.bus.topics import Route, Topics
 from edge_slm.config import Settings
+from edge_slm.daemon_state import DaemonState
 from edge_slm.detect.detector import Detector
 from edge_slm.detect.policy import AlertPolicy
 from edge_slm.detect.rules import load_rules
-from edge_slm.errors import DecodeError
-from edge_slm.events import Alert, AlertState, Explanation, Reply, Transcript
-from edge_slm.features import Features, build_features
+from edge_slm.flows.alerts import AlertFlow
+from edge_slm.flows.voice import VoiceFlow
+from edge_slm.health import ComponentStatus, Health
+from edge_slm.llm.api import LlmEngine
 from edge_slm.telemetry.pipeline import TelemetryPipeline
-from edge_slm.transcripts import parse_transcript
+
+if TYPE_CHECKING:
+    from edge_slm.voice.listener import SourceFactory
 
 log = logging.getLogger(__name__)
 
-POLICY_STATE_KEY = "alert_policy"
-LEARNED_STATE_KEY = "detector_learned"
 LEARNED_SAVE_INTERVAL_S = 60.0
+EXIT_FORCED = 1  # a second signal: no flush, no `offline` (the Last Will says it)
+DRAIN_TIMEOUT_S = 2.0
+EXPLANATIONS_AT_SHUTDOWN_TIMEOUT_S = 2.0
+
+EngineLoader = Callable[[Settings], LlmEngine]
+
+
+def _load_configured_engine(settings: Settings) -> LlmEngine:
+    from edge_slm.llm.loader import load_engine
+
+    return load_engine(settings)
 
 
 class Daemon:
-    def __init__(self, settings: Settings, features: Features | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        engine_loader: EngineLoader = _load_configured_engine,
+        voice_source_factory: SourceFactory | None = None,
+    ) -> None:
+        """Build: every component wired, nothing opened, loaded or connected yet."""
         self.settings = settings
         self.topics = Topics(settings.mqtt.topic_prefix, settings.effective_node_id)
         self.detector = Detector(load_rules(settings.detect.packs, settings.detect.disable_rules), settings.detect)
         self.policy = AlertPolicy(settings.detect.cooldown_s)
-        self.outbox = self._open_outbox()
-        self._restore_state()
-        self.features = features if features is not None else build_features(settings, self.policy.firing)
+        self.state = DaemonState(self.detector, self.policy)
         self.bus = MqttBus(
             settings.mqtt,
             client_id=settings.mqtt.client_id or f"edge-slm-{settings.effective_node_id}",
             status_topic=self.topics.status,
-            subscriptions=[
-                self.topics.telemetry_filter,
-                self.topics.transcript,
-                self.topics.nav_state,
-                self.topics.listen,
-            ],
+            subscriptions=self.topics.subscriptions,
             on_connected=self._on_connected,
             on_published=self._on_published,
         )
-        self.publisher = DurablePublisher(self.bus, self.outbox, settings.outbox.replay_rate_per_s)
-        self.telemetry = TelemetryPipeline(self.topics, self.detector, self.policy, self._on_alert, self._deadletter)
-        self.counters: dict[str, int] = {
-            "explanations_model": 0,
-            "explanations_template": 0,
-            "transcripts": 0,
-            "replies": 0,
-            "actions": 0,
-            "nav_updates": 0,
-            "voice_errors": 0,
-            "state_save_errors": 0,
-        }
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._closed = False
-        self._voice_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="intent")
+        self.publisher = DurablePublisher(self.bus, None, settings.outbox.replay_rate_per_s)
+        self.outbox: Outbox | None = None
+        self.engine: LlmEngine | None = None
+        self._engine_loader = engine_loader
+        self.alerts = AlertFlow(self.topics, self.detector, self.policy, self.publisher, self.state, self.deadletter)
+        self.voice = VoiceFlow(
+            settings,
+            self.topics,
+            self.bus,
+            self.publisher,
+            self.policy.firing,
+            self.deadletter,
+            source_factory=voice_source_factory,
+        )
+        self.components: dict[str, ComponentStatus] = {"model": ComponentStatus(Health.DISABLED)}
+        self._tasks: list[asyncio.Task[None]] = []
         self._started_ts = time.time()
-        self._component_status: dict[str, str] = dict(self.features.status)
+        self.started = False
 
-    # -- start-up ----------------------------------------------------------------------
+    @property
+    def telemetry(self) -> TelemetryPipeline:
+        """The telemetry pipeline, for its counters (benchmarks and tests read them)."""
+        return self.alerts.telemetry
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            if await self.startup(stop):
+                await stop.wait()
+        finally:
+            await self.shutdown()
+
+    async def startup(self, stop: asyncio.Event) -> bool:
+        """False when `stop` was set before start-up finished (nothing is left running)."""
+        self.outbox = self._open_outbox()
+        self.publisher.use_outbox(self.outbox)
+        self.state.attach(self.outbox)
+        self.state.restore()
+        if self.settings.model.enabled:
+            loaded = await self._load_model(stop)
+            if loaded is None:
+                return False
+            self.engine = loaded
+            self.components["model"] = ComponentStatus(Health.OK, f"loaded: {loaded.model_name}")
+        self.alerts.use_model(self.engine, self.settings.model)
+        self.voice.prepare(self.engine)
+        loop = asyncio.get_running_loop()
+        self.bus.start(loop)
+        self.voice.start()
+        self._tasks = [
+            asyncio.create_task(self._consume(), name="inbound"),
+            asyncio.create_task(self._publish_metrics_periodically(), name="metrics"),
+            asyncio.create_task(self._save_learned_periodically(), name="save-learned"),
+        ]
+        if self.engine is not None:
+            # Its own thread: a waiting driver's request is served before the warm-up's.
+            threading.Thread(target=self._warm_up, name="llm-warm-up", daemon=True).start()
+        self.started = True
+        log.info("edge-slm running as node %r (profile %s)", self.settings.effective_node_id, self.settings.profile)
+        return True
+
+    async def _load_model(self, stop: asyncio.Event) -> LlmEngine | None:
+        """Load on a daemon thread and wait for it or for `stop`, whichever comes first: a signal
+        during a long load (a large model from an SD card) is acted on at once."""
+        loop = asyncio.get_running_loop()
+        loaded: asyncio.Future[LlmEngine] = loop.create_future()
+
+        def load() -> None:
+            try:
+                engine = self._engine_loader(self.settings)
+            except BaseException as err:  # handed to the loop, raised there
+                loop.call_soon_threadsafe(_settle, loaded, None, err)
+            else:
+                loop.call_soon_threadsafe(_settle, loaded, engine, None)
+
+        threading.Thread(target=load, name="llm-load", daemon=True).start()
+        stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait([loaded, stopping], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if loaded.done():
+            return loaded.result()  # a load error (ModelError: exit 3) is raised here
+        log.info("stopped while the model was loading")
+        loaded.add_done_callback(_close_late_engine)
+        return None
+
+    def _warm_up(self) -> None:
+        self.alerts.warm_up()
+        self.voice.warm_up()
+
+    async def shutdown(self) -> None:
+        log.info("shutting down")
+        await self.voice.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.engine is not None:
+            self.engine.close()  # queued explanations fail now and resolve to templates
+        await self.alerts.finish_explanations(EXPLANATIONS_AT_SHUTDOWN_TIMEOUT_S)
+        await self.publisher.drain(timeout_s=DRAIN_TIMEOUT_S)
+        self.state.save_alerts()
+        self.state.save_learned()
+        self.bus.stop()
+        if self.outbox is not None:
+            self.outbox.close()
 
     def _open_outbox(self) -> Outbox | None:
         if not self.settings.outbox.enabled:
@@ -107,98 +215,30 @@ class Daemon:
                 log.error("%s; alerts will be published without a disk outbox", again)
                 return None
 
-    def _restore_state(self) -> None:
-        """Learned detector baselines and firing alerts from the last run."""
-        if self.outbox is None:
-            return
-        try:
-            learned = self.outbox.load_state(LEARNED_STATE_KEY)
-            if learned:
-                self.detector.restore_learned(json.loads(learned))
-            raw = self.outbox.load_state(POLICY_STATE_KEY)
-            if raw:
-                self.policy.restore(json.loads(raw))
-                for alert in self.policy.firing():
-                    self.detector.restore_firing(alert)
-                log.info("restored %d firing alerts", len(self.policy.firing()))
-        except (OutboxError, ValueError, KeyError, TypeError) as err:
-            log.warning("could not restore alert state (%s); starting clean", err)
-
-    def _save_learned(self) -> None:
-        self._save_state(LEARNED_STATE_KEY, self.detector.learned_state, "learned detector state")
-
-    async def _save_learned_periodically(self) -> None:
-        while True:
-            await asyncio.sleep(LEARNED_SAVE_INTERVAL_S)
-            self._save_learned()
-
-    def _save_policy(self) -> None:
-        self._save_state(POLICY_STATE_KEY, self.policy.snapshot, "alert state")
-
-    def _save_state(self, key: str, snapshot: Callable[[], Any], what: str) -> None:
-        """Best effort: a failed save is counted and logged, never raised."""
-        if self.outbox is None:
-            return
-        try:
-            self.outbox.save_state(key, json.dumps(snapshot()))
-        except OutboxError as err:
-            self.counters["state_save_errors"] += 1
-            log.debug("%s not saved: %s", what, err)
-
-    # -- main loop ---------------------------------------------------------------------
-
-    async def run(self, stop: asyncio.Event) -> None:
-        self._loop = asyncio.get_running_loop()
-        self.bus.start(self._loop)
-        tasks = [
-            asyncio.create_task(self._consume(), name="inbound"),
-            asyncio.create_task(self._publish_metrics_periodically(), name="metrics"),
-            asyncio.create_task(self._save_learned_periodically(), name="save-learned"),
-        ]
-        self.features.start_voice(self._on_microphone_transcript, self._on_component_status)
-        # Its own thread: the model serves a waiting driver's request before the warm-up's.
-        threading.Thread(target=self.features.warm_up, name="llm-warm-up", daemon=True).start()
-        log.info("edge-slm running as node %r (profile %s)", self.settings.effective_node_id, self.settings.profile)
-        try:
-            await stop.wait()
-        finally:
-            log.info("shutting down")
-            self.features.stop_voice()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            # Closing the model fails its queued work, so pending explanations resolve to
-            # templates now and go into the outbox (sent now, or replayed at the next start).
-            self.features.close()
-            await asyncio.sleep(0.2)
-            await self.publisher.drain(timeout_s=2.0)
-            self._save_policy()
-            self._save_learned()
-            self._closed = True  # late callbacks from worker threads are dropped from here on
-            self.bus.stop()
-            self._voice_pool.shutdown(wait=False, cancel_futures=True)
-            if self.outbox is not None:
-                self.outbox.close()
+    # -- serve ----------------------------------------------------------------------------------
 
     async def _consume(self) -> None:
-        telemetry_head = f"{self.topics.prefix}/telemetry/"
         while True:
             batch = await self.bus.next_batch()
             for message in batch:
                 try:
-                    if message.topic.startswith(telemetry_head):
-                        self.telemetry.handle(message.topic, message.payload, message.received_ts)
-                    elif message.topic == self.topics.transcript:
-                        self._on_mqtt_transcript(message)
-                    elif message.topic == self.topics.nav_state:
-                        self._on_nav_state(message)
-                    elif message.topic == self.topics.listen:
-                        self.features.open_listen_window()
+                    self._route(message)
                 except Exception:  # one bad message must never stop the daemon
                     log.exception("failed to handle a message on %s", message.topic)
                 finally:
                     self.bus.ack(message)
             await asyncio.sleep(0)  # let publishing and timers run between batches
+
+    def _route(self, message: InboundMessage) -> None:
+        route = self.topics.route(message.topic)
+        if route is Route.TELEMETRY:
+            self.alerts.handle(message.topic, message.payload, message.received_ts)
+        elif route is Route.TRANSCRIPT:
+            self.voice.on_transcript_message(message.topic, message.payload, message.received_ts)
+        elif route is Route.NAV_STATE:
+            self.voice.on_nav_state(message.topic, message.payload)
+        elif route is Route.LISTEN:
+            self.voice.open_listen_window()
 
     def _on_connected(self, session_present: bool) -> None:
         self.publisher.on_connected(session_present)
@@ -206,117 +246,21 @@ class Daemon:
     def _on_published(self, mid: int) -> None:
         self.publisher.on_published(mid)
 
-    # -- alerts ------------------------------------------------------------------------
+    async def _save_learned_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(LEARNED_SAVE_INTERVAL_S)
+            self.state.save_learned()
 
-    def _on_alert(self, alert: Alert) -> None:
-        try:
-            topic = self.topics.alert(alert.device)
-        except TopicError as err:  # device ids were validated on the way in; defensive
-            log.warning("alert for unusable device id %r: %s", alert.device, err)
-            return
-        self.publisher.send(Kind.ALERT, topic, alert.to_payload())
-        self._save_policy()
-        log.info(
-            "alert %s %s %s %s=%g (%s)",
-            alert.state.value,
-            alert.severity.label,
-            alert.device,
-            alert.signal,
-            alert.value,
-            alert.rule,
-        )
-        if alert.state is AlertState.FIRING:
-            history = self.detector.history(alert.device, alert.signal)
-            future = self.features.explainer.explain(alert, history)
-            future.add_done_callback(functools.partial(self._explanation_done, alert))
+    # -- dead letters and metrics ---------------------------------------------------------------
 
-    def _explanation_done(self, alert: Alert, future: concurrent.futures.Future[Explanation]) -> None:
-        self._call_soon(self._publish_explanation, alert, future)
-
-    def _publish_explanation(self, alert: Alert, future: concurrent.futures.Future[Explanation]) -> None:
-        if self._closed:
-            return
-        try:
-            explanation = future.result()
-        except Exception:  # the explainer promises a template on failure; belt and braces
-            log.exception("explainer failed for alert %s", alert.id)
-            from edge_slm.llm.explain import template_explanation
-
-            explanation = template_explanation(alert)
-        self.counters[f"explanations_{explanation.explained_by}"] = (
-            self.counters.get(f"explanations_{explanation.explained_by}", 0) + 1
-        )
-        self.publisher.send(Kind.EXPLANATION, self.topics.explanation(alert.device), explanation.to_payload())
-
-    # -- voice -------------------------------------------------------------------------
-
-    def _on_mqtt_transcript(self, message: InboundMessage) -> None:
-        try:
-            transcript = parse_transcript(message.payload, message.received_ts)
-        except DecodeError as err:
-            self._deadletter(message.topic, message.payload, str(err))
-            return
-        self._handle_transcript(transcript)
-
-    def _on_microphone_transcript(self, transcript: Transcript) -> None:
-        """Called from the voice listener's thread."""
-        self._call_soon(self._publish_heard_and_handle, transcript)
-
-    def _publish_heard_and_handle(self, transcript: Transcript) -> None:
-        heard = {
-            "id": transcript.id,
-            "text": transcript.text,
-            "confidence": transcript.confidence,
-            "start_s": transcript.start_s,
-            "end_s": transcript.end_s,
-        }
-        self.bus.publish(self.topics.heard, json.dumps(heard, ensure_ascii=False), qos=1)
-        self._handle_transcript(transcript)
-
-    def _handle_transcript(self, transcript: Transcript) -> None:
-        self.counters["transcripts"] += 1
-        future = self._voice_pool.submit(self.features.answer, transcript)
-        future.add_done_callback(functools.partial(self._reply_done, transcript))
-
-    def _reply_done(self, transcript: Transcript, future: concurrent.futures.Future[Reply]) -> None:
-        self._call_soon(self._publish_reply, transcript, future)
-
-    def _publish_reply(self, transcript: Transcript, future: concurrent.futures.Future[Reply]) -> None:
-        if self._closed:
-            return
-        try:
-            reply = future.result()
-        except Exception:
-            self.counters["voice_errors"] += 1
-            log.exception("answering %r failed", transcript.text)
-            return
-        if transcript.received_ts > 0:  # count the time it waited in the queue, not just the answering
-            reply = dataclasses.replace(reply, latency_ms=(time.time() - transcript.received_ts) * 1000.0)
-        for action in reply.actions:
-            self.publisher.send(Kind.ACTION, self.topics.action(action.kind), dict(action.payload))
-            self.counters["actions"] += 1
-        self.publisher.send(Kind.REPLY, self.topics.reply, reply.to_payload())
-        self.counters["replies"] += 1
-
-    def _on_nav_state(self, message: InboundMessage) -> None:
-        error = self.features.update_nav(message.payload)
-        if error:
-            self._deadletter(message.topic, message.payload, error)
-        else:
-            self.counters["nav_updates"] += 1
-
-    def _on_component_status(self, component: str, status: str) -> None:
-        self._call_soon(self._component_status.__setitem__, component, status)
-
-    # -- dead letters and metrics ---------------------------------------------------------
-
-    def _deadletter(self, topic: str, payload: bytes, reason: str) -> None:
+    def deadletter(self, topic: str, payload: bytes, reason: str) -> None:
         record = {"topic": topic, "reason": reason, "payload_b64": b64encode(payload[:65536]).decode("ascii")}
         self.bus.publish(self.topics.deadletter, json.dumps(record, ensure_ascii=False), qos=1)
         log.debug("dead letter from %s: %s", topic, reason)
 
     def metrics_snapshot(self) -> dict[str, Any]:
-        t = self.telemetry.counters
+        t = self.alerts.telemetry.counters
+        components = {**self.components, **self.voice.components}
         return {
             "ts": time.time(),
             "uptime_s": round(time.time() - self._started_ts, 1),
@@ -337,31 +281,61 @@ class Daemon:
             "publisher": asdict(self.publisher.counters),
             "mqtt": asdict(self.bus.counters),
             "late_samples": self.detector.late_samples,
-            "counters": dict(self.counters),
-            "components": dict(self._component_status),
-            **self.features.metrics(),
+            "counters": {
+                **self.alerts.counters,
+                **asdict(self.voice.counters),
+                "state_save_errors": self.state.save_errors,
+            },
+            "components": {name: str(status) for name, status in components.items()},
+            "engine": self.engine.counters() if self.engine is not None and hasattr(self.engine, "counters") else {},
+            **self.alerts.metrics(),
+            **self.voice.metrics(),
             "rss_bytes": metrics.rss_bytes(),
         }
+
+    def component_status(self, name: str) -> ComponentStatus | None:
+        return {**self.components, **self.voice.components}.get(name)
 
     async def _publish_metrics_periodically(self) -> None:
         while True:
             await asyncio.sleep(self.settings.mqtt.metrics_interval_s)
             self.bus.publish(self.topics.metrics, json.dumps(self.metrics_snapshot()), qos=1)
 
-    def _call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
-        if self._closed or self._loop is None or self._loop.is_closed():
-            return
-        try:
-            self._loop.call_soon_threadsafe(fn, *args)
-        except RuntimeError:
-            pass  # loop closing during shutdown
+
+def _settle(future: asyncio.Future[LlmEngine], engine: LlmEngine | None, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        assert engine is not None
+        future.set_result(engine)
 
 
-async def run_daemon(settings: Settings, features: Features | None = None) -> None:
-    """Run until SIGTERM or SIGINT."""
+def _close_late_engine(future: asyncio.Future[LlmEngine]) -> None:
+    """A model that finished loading after the daemon was told to stop."""
+    if not future.cancelled() and future.exception() is None:
+        future.result().close()
+
+
+async def run_daemon(settings: Settings, daemon: Daemon | None = None) -> None:
+    """Run until SIGTERM or SIGINT; a second signal exits at once (for a shutdown that hangs)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def first_signal(sig: signal.Signals) -> None:
+        log.info("%s: stopping (send it again to exit at once)", sig.name)
+        stop.set()
+        for s in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(s)
+            signal.signal(s, _force_exit)  # a plain handler: runs even while the loop is blocked
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    daemon = Daemon(settings, features)
+        loop.add_signal_handler(sig, first_signal, sig)
+    daemon = daemon if daemon is not None else Daemon(settings)
     await daemon.run(stop)
+
+
+def _force_exit(signum: int, frame: object) -> None:
+    print("edge-slm: second signal: exiting without a clean shutdown", file=sys.stderr, flush=True)
+    os._exit(EXIT_FORCED)

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # for tests/*_fixtures.py helpers
-
-from mqtt_fixtures import Broker, start_broker
-
 from edge_slm.broker import free_port
+from tests.mqtt_fixtures import Broker, start_broker
 
 
 @pytest.hookimpl(hookwrapper=True)

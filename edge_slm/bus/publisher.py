@@ -53,6 +53,10 @@ class DurablePublisher:
         self.counters = PublisherCounters()
         self._outbox_error_logged = False
 
+    def use_outbox(self, outbox: Outbox | None) -> None:
+        """At start-up, once the outbox is open (None: memory only)."""
+        self._outbox = outbox
+
     @property
     def backlog(self) -> int:
         return (self._outbox.unacknowledged() if self._outbox else 0) + len(self._memory)

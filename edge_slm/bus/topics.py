@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 _FORBIDDEN_IN_SEGMENT = ("+", "#", "\0", "/")
@@ -27,12 +28,33 @@ def validate_segment(segment: str, what: str = "segment") -> str:
     return segment
 
 
+class Route(enum.Enum):
+    """Which flow an inbound message belongs to."""
+
+    TELEMETRY = "telemetry"
+    TRANSCRIPT = "transcript"
+    NAV_STATE = "nav_state"
+    LISTEN = "listen"
+
+
 @dataclass(frozen=True)
 class Topics:
     prefix: str
     node: str
 
-    # inbound subscriptions
+    # inbound: what the daemon subscribes to, and where each message goes (kept side by side)
+    @property
+    def subscriptions(self) -> list[str]:
+        return [self.telemetry_filter, self.transcript, self.nav_state, self.listen]
+
+    def route(self, topic: str) -> Route | None:
+        """The flow for an inbound topic; None for anything the daemon did not subscribe to."""
+        if topic.startswith(f"{self.prefix}/telemetry/"):
+            return Route.TELEMETRY
+        return {self.transcript: Route.TRANSCRIPT, self.nav_state: Route.NAV_STATE, self.listen: Route.LISTEN}.get(
+            topic
+        )
+
     @property
     def telemetry_filter(self) -> str:
         return f"{self.prefix}/telemetry/+"

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from typing import Any
+import logging
+import os
+import threading
+from typing import TYPE_CHECKING, Any
 
 from edge_slm.commands.common import add_config_flags, configure_logging, load_cli_settings
+from edge_slm.config import Settings
 from edge_slm.errors import EXIT_OK
+
+if TYPE_CHECKING:
+    from edge_slm.runtime import Daemon
 
 
 def register(sub: Any) -> None:
@@ -19,7 +26,15 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = load_cli_settings(args)
     configure_logging(settings.log_level)
+    return run_until_signalled(settings)
+
+
+def run_until_signalled(settings: Settings, daemon: Daemon | None = None) -> int:
     from edge_slm.runtime import run_daemon
 
-    asyncio.run(run_daemon(settings))
+    asyncio.run(run_daemon(settings, daemon))
+    if any(t.name == "llm-load" and t.is_alive() for t in threading.enumerate()):
+        # Stopped during a model load: do not wait for llama.cpp to finish reading the file.
+        logging.shutdown()
+        os._exit(EXIT_OK)
     return EXIT_OK

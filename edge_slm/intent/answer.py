@@ -1,7 +1,7 @@
 """One transcript in, one grounded `Reply` (with its actions) out: recognize, then respond.
 
-Blocking (the model tier may run): the daemon calls it through `Features.answer` on its
-single "intent" worker thread, never on the event loop.
+Blocking (the model tier may run): never call it on the event loop. The daemon's voice flow
+splits it: the fast tiers and `reply_to` on one worker, the model tier on another.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from edge_slm.events import Alert, Reply, Transcript
+from edge_slm.events import Alert, Intent, Reply, Transcript
 from edge_slm.intent.grammar import Grammar
 from edge_slm.intent.recognizer import IntentRecognizer
 from edge_slm.intent.rephrase import Rephraser
@@ -33,6 +33,18 @@ def answer(
     (only when it keeps every number and name: see `intent.rephrase.faithful`)."""
     started = clock()
     intent = recognizer.recognize(transcript.text)
+    return reply_to(transcript, intent, responder, started, clock, rephraser)
+
+
+def reply_to(
+    transcript: Transcript,
+    intent: Intent,
+    responder: Responder,
+    started: float,
+    clock: Callable[[], float] = time.monotonic,
+    rephraser: Rephraser | None = None,
+) -> Reply:
+    """The grounded reply to an understood transcript; `latency_ms` counts from `started`."""
     text, actions = responder.respond(intent)
     if rephraser is not None and intent.name != "unknown":
         text, _by_model = rephraser.rephrase(text)

@@ -72,6 +72,11 @@ class IntentRecognizer:
             self.model_tier = ModelTier(engine, self.grammar, deadline_s=deadline_s)
 
     def recognize(self, text: str) -> Intent:
+        """Every tier in turn; blocks while the model runs."""
+        return self.recognize_fast(text) or self.recognize_with_model(text)
+
+    def recognize_fast(self, text: str) -> Intent | None:
+        """The tiers that answer in milliseconds; None when only the model tier could tell."""
         text = text[:MAX_TEXT_CHARS]
         normalized = self.grammar.normalizer.normalize(text)
         if not normalized or self.grammar.is_hostile_text(text):
@@ -79,10 +84,17 @@ class IntentRecognizer:
         match = self.grammar.match_normalized(normalized)
         if match is not None:
             return Intent(text=text, name=match.intent, slots=restore_spelling(text, match.slots), source="grammar")
-        if self.model_tier is not None:
-            intent = self.model_tier.classify(text, normalized)
-            return dataclasses.replace(intent, slots=restore_spelling(text, intent.slots))
-        return Intent(text=text, name=IntentName.UNKNOWN.value, slots={}, source="grammar", confidence=0.0)
+        if self.model_tier is None:
+            return Intent(text=text, name=IntentName.UNKNOWN.value, slots={}, source="grammar", confidence=0.0)
+        return None
+
+    def recognize_with_model(self, text: str) -> Intent:
+        """The model tier (seconds on a small board); `unknown` without a model."""
+        text = text[:MAX_TEXT_CHARS]
+        if self.model_tier is None:
+            return Intent(text=text, name=IntentName.UNKNOWN.value, slots={}, source="grammar", confidence=0.0)
+        intent = self.model_tier.classify(text, self.grammar.normalizer.normalize(text))
+        return dataclasses.replace(intent, slots=restore_spelling(text, intent.slots))
 
     def phrases_for_asr(self, max_phrases: int = 2000) -> list[str]:
         return self.grammar.phrases_for_asr(max_phrases)

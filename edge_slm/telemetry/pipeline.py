@@ -19,6 +19,8 @@ from edge_slm.telemetry.codec import decode_telemetry
 
 log = logging.getLogger(__name__)
 
+DeadLetterSink = Callable[[str, bytes, str], None]  # (topic, payload, reason)
+
 
 @dataclass
 class TelemetryCounters:
@@ -39,7 +41,7 @@ class TelemetryPipeline:
         detector: Detector,
         policy: AlertPolicy,
         on_alert: Callable[[Alert], None],
-        on_deadletter: Callable[[str, bytes, str], None],
+        on_deadletter: DeadLetterSink,
     ) -> None:
         self._topics = topics
         self._detector = detector

@@ -8,7 +8,7 @@ an asyncio caller hands the value over with `loop.call_soon_threadsafe`.
 
 Nothing raises out of the listener after `start()`: a missing or unplugged microphone and a missing
 Vosk model are logged once, reported through `on_status(component, state)` with component
-"microphone" or "asr" and a state starting with "ok" or "missing", and retried every
+"microphone" or "asr" and a `ComponentStatus` (ok or missing), and retried every
 `retry_interval_s` until they come (back). The microphone is reported "ok" once audio flows.
 
 `counters()` (for metrics): frames_dropped (20 ms capture blocks lost to a full hand-off queue),
@@ -34,6 +34,7 @@ from typing import Any
 from edge_slm.config import VoiceSettings
 from edge_slm.errors import EdgeSlmError
 from edge_slm.events import Transcript
+from edge_slm.health import ComponentStatus, Health
 from edge_slm.voice.audio import AudioDeviceError, AudioSource, SoundDeviceSource
 from edge_slm.voice.vad import Endpointer, VadEvent, VadEventKind, make_endpointer
 
@@ -62,7 +63,7 @@ class VoiceListener:
         voice_settings: VoiceSettings,
         phrases: Sequence[str],
         on_transcript: Callable[[Transcript], None],
-        on_status: Callable[[str, str], None],
+        on_status: Callable[[str, ComponentStatus], None],
         *,
         source_factory: SourceFactory | None = None,
         cache_dir: Path | None = None,
@@ -101,7 +102,7 @@ class VoiceListener:
         self._window_before_utt = 0.0
         self._backlog = 0
         self._lock = threading.Lock()
-        self._status: dict[str, str] = {}
+        self._status: dict[str, ComponentStatus] = {}
         self._source_live = False
         self.source_finished = threading.Event()
         self._counters: dict[str, int] = dict.fromkeys(
@@ -159,7 +160,7 @@ class VoiceListener:
         counters["asr_backlog_blocks"] = self._backlog
         return counters
 
-    def status(self) -> dict[str, str]:
+    def status(self) -> dict[str, ComponentStatus]:
         return dict(self._status)
 
     def wait_idle(self, timeout_s: float = 10.0) -> bool:
@@ -198,13 +199,13 @@ class VoiceListener:
             block = source.read(0.2)
         except AudioDeviceError as err:
             self._count("device_losses")
-            self._report("microphone", f"missing: {err}")
+            self._report("microphone", ComponentStatus(Health.MISSING, str(err)))
             self._close_source()
             self._stop.wait(min(1.0, self.settings.retry_interval_s))  # a restarted server is often back at once
             return
         if not self._source_live and block is not None:
             self._source_live = True
-            self._report("microphone", f"ok: {source.description}")
+            self._report("microphone", ComponentStatus(Health.OK, source.description))
         if block is None:
             if source.finished and not self._endpointer.in_utterance:
                 self.source_finished.set()
@@ -218,7 +219,7 @@ class VoiceListener:
         try:
             executor.submit(self._build_recognizer).result()
         except Exception as err:
-            self._report("asr", f"missing: {_reason(err)}")
+            self._report("asr", ComponentStatus(Health.MISSING, _reason(err)))
             return False
         return True
 
@@ -239,14 +240,14 @@ class VoiceListener:
             self._spotter = PhraseSpotter(model, [s.wake_phrase], s.sample_rate_hz, fillers=self.phrases)
         self._recognizer = recognizer
         mode = f"grammar of {len(recognizer.phrases)} phrases + open" if recognizer.grammar_active else "open"
-        self._report("asr", f"ok: {model.path.name} ({mode})")
+        self._report("asr", ComponentStatus(Health.OK, f"{model.path.name} ({mode})"))
 
     def _open_source(self) -> bool:
         try:
             source = self._source_factory()
             source.start()
         except Exception as err:
-            self._report("microphone", f"missing: {_reason(err)}")
+            self._report("microphone", ComponentStatus(Health.MISSING, _reason(err)))
             return False
         s = self.settings
         self._endpointer = make_endpointer(self.vad_kind, s.sample_rate_hz, s.trailing_silence_ms, s.max_utterance_s)
@@ -388,21 +389,21 @@ class VoiceListener:
         with self._lock:
             self._counters[name] = self._counters.get(name, 0) + n
 
-    def _report(self, component: str, state: str) -> None:
+    def _report(self, component: str, status: ComponentStatus) -> None:
         """Tell on_status and the log about a change of state, once per change (not per retry)."""
-        previous = self._status.get(component, "")
-        if previous == state:
+        previous = self._status.get(component)
+        if previous == status:
             return
-        self._status[component] = state
-        if previous.startswith("missing") and state.startswith("missing"):
-            log.debug("%s still %s", component, state)  # same problem, new wording: already reported
+        self._status[component] = status
+        if previous is not None and previous.health is Health.MISSING and status.health is Health.MISSING:
+            log.debug("%s still %s", component, status)  # same problem, new wording: already reported
             return
-        if state.startswith("ok"):
-            log.info("%s %s", component, state)
+        if status.ok:
+            log.info("%s %s", component, status)
         else:
-            log.warning("%s %s (retrying every %.0f s)", component, state, self.settings.retry_interval_s)
+            log.warning("%s %s (retrying every %.0f s)", component, status, self.settings.retry_interval_s)
         try:
-            self.on_status(component, state)
+            self.on_status(component, status)
         except Exception:
             log.exception("status handler failed")
 

@@ -7,8 +7,8 @@ import random
 import time
 from pathlib import Path
 
-from daemon_fixtures import InProcessDaemon, daemon_settings, start_subprocess_daemon, terminate, write_config
-from mqtt_fixtures import Broker, Recorder, publisher
+from tests.daemon_fixtures import InProcessDaemon, daemon_settings, start_subprocess_daemon, terminate, write_config
+from tests.mqtt_fixtures import Broker, Recorder, publisher
 
 COOLANT = "Vehicle.Powertrain.CombustionEngine.EngineCoolant.Temperature"
 BATTERY = "Vehicle.LowVoltageBattery.CurrentVoltage"

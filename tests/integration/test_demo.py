@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import free_port
+
+from edge_slm.broker import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import llm_fixtures
+from tests import llm_fixtures
 
 SMOL = llm_fixtures.smollm2_path()
 pytestmark = [

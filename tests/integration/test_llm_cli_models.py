@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import llm_fixtures
-
 from edge_slm.commands.models import cmd_models_inspect, cmd_models_list, cmd_models_pull, cmd_models_quantize
 from edge_slm.config import ModelSettings, Settings
 from edge_slm.errors import ModelError
+from tests import llm_fixtures
 
 
 @pytest.fixture(scope="module")

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import llm_fixtures
+from tests import llm_fixtures
 
 SMOL = llm_fixtures.smollm2_path()
 pytestmark = [

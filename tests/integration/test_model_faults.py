@@ -7,10 +7,11 @@ import json
 import time
 from pathlib import Path
 
-import llm_fixtures
 import pytest
-from daemon_fixtures import InProcessDaemon, daemon_settings
-from mqtt_fixtures import Broker, Recorder, publisher
+
+from tests import llm_fixtures
+from tests.daemon_fixtures import InProcessDaemon, daemon_settings
+from tests.mqtt_fixtures import Broker, Recorder, publisher
 
 pytestmark = pytest.mark.skipif(not llm_fixtures.have_llama_cpp(), reason="llama-cpp-python not installed")
 T0 = 1_790_000_000.0

@@ -9,8 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
-from daemon_fixtures import InProcessDaemon, daemon_settings, start_subprocess_daemon, terminate, write_config
-from mqtt_fixtures import Broker, Recorder, publisher
+
+from tests.daemon_fixtures import InProcessDaemon, daemon_settings, start_subprocess_daemon, terminate, write_config
+from tests.mqtt_fixtures import Broker, Recorder, publisher
 
 T0 = 1_790_000_000.0
 

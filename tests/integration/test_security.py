@@ -10,9 +10,10 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import free_port
-from daemon_fixtures import InProcessDaemon, daemon_settings, start_subprocess_daemon, terminate, write_config
-from mqtt_fixtures import Broker, Recorder, start_broker
+
+from edge_slm.broker import free_port
+from tests.daemon_fixtures import InProcessDaemon, daemon_settings, start_subprocess_daemon, terminate, write_config
+from tests.mqtt_fixtures import Broker, Recorder, start_broker
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
 

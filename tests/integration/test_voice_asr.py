@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-
-import make_voice_wavs
 
 from edge_slm.config import VoiceSettings
 from edge_slm.errors import ModelError
@@ -19,6 +14,7 @@ from edge_slm.events import Transcript
 from edge_slm.voice.asr import PhraseSpotter, VoskModel, VoskRecognizer, normalize
 from edge_slm.voice.audio import WavFileSource, load_wav_pcm
 from edge_slm.voice.listener import VoiceListener
+from tools import make_voice_wavs
 
 pytestmark = pytest.mark.slow
 PHRASES = list(make_voice_wavs.KO_PHRASES)

@@ -3,19 +3,16 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_fixtures import InProcessDaemon, daemon_settings
-from mqtt_fixtures import Broker, Recorder
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-
-import make_voice_wavs
-from audio_fixtures import PulseServer, play_wav, pulse_server
+from tests.audio_fixtures import PulseServer, play_wav, pulse_server
+from tests.daemon_fixtures import InProcessDaemon, daemon_settings
+from tests.mqtt_fixtures import Broker, Recorder
+from tools import make_voice_wavs
 
 __all__ = ["pulse_server"]
 pytestmark = pytest.mark.slow

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import sys
 import time
 import wave
 from pathlib import Path
@@ -11,14 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from audio_fixtures import PulseServer, pulse_server, start_playing
-
 from edge_slm.commands.devices import list_devices as cmd_devices
 from edge_slm.voice import audio
 from edge_slm.voice.audio import SoundDeviceSource
 from edge_slm.voice.devices import list_input_devices
+from tests.audio_fixtures import PulseServer, pulse_server, start_playing
 
 __all__ = ["pulse_server"]
 

@@ -6,7 +6,6 @@ and played into the sink with paplay while the listener records the monitor in r
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -15,15 +14,12 @@ from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-
-import make_voice_wavs
-from audio_fixtures import PulseServer, play_wav, pulse_server, start_playing
-
 from edge_slm.config import VoiceSettings
 from edge_slm.events import Transcript
+from edge_slm.health import ComponentStatus
 from edge_slm.voice.listener import VoiceListener
+from tests.audio_fixtures import PulseServer, play_wav, pulse_server, start_playing
+from tools import make_voice_wavs
 
 __all__ = ["pulse_server"]  # the fixture, re-exported for pytest
 
@@ -59,9 +55,9 @@ class Harness:
             self.transcripts.append((transcript, time.time()))
             self.cond.notify_all()
 
-    def _on_status(self, component: str, state: str) -> None:
+    def _on_status(self, component: str, state: ComponentStatus) -> None:
         with self.cond:
-            self.statuses.append((component, state))
+            self.statuses.append((component, str(state)))
             self.cond.notify_all()
 
     def wait_for(self, predicate: Any, timeout_s: float) -> bool:

@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-from daemon_fixtures import InProcessDaemon, daemon_settings
-from mqtt_fixtures import Broker, Recorder, publisher
+
+from tests.daemon_fixtures import InProcessDaemon, daemon_settings
+from tests.mqtt_fixtures import Broker, Recorder, publisher
 
 COOLANT = "Vehicle.Powertrain.CombustionEngine.EngineCoolant.Temperature"
 NAV = {

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-from concurrent.futures import Future
 from typing import Any
 
 import pytest
@@ -16,40 +15,9 @@ from edge_slm.errors import ModelError, ModelTimeout
 from edge_slm.intent.grammar import default_grammar
 from edge_slm.intent.model_tier import ModelTier
 from edge_slm.intent.recognizer import IntentRecognizer
-from edge_slm.llm.api import GenerationRequest, GenerationResult, LlmEngine, Priority
+from edge_slm.llm.api import GenerationRequest, LlmEngine, Priority
 from edge_slm.llm.lazy import LazyEngine
-
-
-class FakeEngine:
-    """Answers with a fixed JSON object and records the requests."""
-
-    def __init__(self, answer: dict[str, Any] | None = None, error: Exception | None = None) -> None:
-        self.answer = answer or {"intent": "unknown", "slots": {}}
-        self.error = error
-        self.requests: list[GenerationRequest] = []
-        self.closed = False
-
-    @property
-    def model_name(self) -> str:
-        return "fake"
-
-    def submit(self, request: GenerationRequest) -> Future[GenerationResult]:
-        fut: Future[GenerationResult] = Future()
-        try:
-            fut.set_result(self.generate(request))
-        except Exception as err:
-            fut.set_exception(err)
-        return fut
-
-    def generate(self, request: GenerationRequest) -> GenerationResult:
-        self.requests.append(request)
-        if self.error is not None:
-            raise self.error
-        return GenerationResult(text=json.dumps(self.answer), data=dict(self.answer), prompt_tokens=1,
-                                completion_tokens=1, elapsed_s=0.0)  # fmt: skip
-
-    def close(self) -> None:
-        self.closed = True
+from tests.fakes import FakeEngine
 
 
 def rec(engine: LlmEngine | None, **kw: Any) -> IntentRecognizer:

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import llm_fixtures
 
 from edge_slm.config import ModelSettings
 from edge_slm.errors import ModelError
@@ -20,6 +16,7 @@ from edge_slm.llm.gguf_info import (
     inspect_gguf,
     largest_fitting_ctx,
 )
+from tests import llm_fixtures
 
 
 @pytest.fixture(scope="module")

@@ -43,7 +43,7 @@ def test_a_job_that_waited_past_its_deadline_fails_without_running() -> None:
     clock.now += 10
     job = jobs.next_job(timeout_s=0)
     assert job is not None and job.future is on_time
-    with pytest.raises(ModelTimeout, match="expired after waiting 10.00 s"):
+    with pytest.raises(ModelTimeout, match=r"expired after waiting 10\.00 s"):
         late.result(timeout=0)
     assert jobs.expired == 1
 

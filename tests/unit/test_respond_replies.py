@@ -278,6 +278,7 @@ def test_answer_end_to_end_with_sample_pois(tmp_path: Path) -> None:
         "transcript": "where's the nearest pharmacy",
         "intent": "find_poi",
         "slots": {"category": "pharmacy"},
+        "source": "grammar",
         "text": reply.text,
         "latency_ms": 2.0,
     }

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from edge_slm.bus.topics import TopicError, Topics, validate_segment
+from edge_slm.bus.topics import Route, TopicError, Topics, validate_segment
 
 T = Topics("edge", "node-1")
 
@@ -34,3 +34,24 @@ def test_rejects_bad_telemetry_topics(topic: str) -> None:
 
 def test_accepts_unicode_device_ids() -> None:
     assert validate_segment("펌프-3") == "펌프-3"
+
+
+@pytest.mark.parametrize(
+    ("topic", "route"),
+    [
+        ("edge/telemetry/pump-3", Route.TELEMETRY),
+        ("edge/telemetry/a/b", Route.TELEMETRY),  # routed, then rejected (dead-lettered) by the telemetry flow
+        ("edge/voice/transcript", Route.TRANSCRIPT),
+        ("edge/nav/state", Route.NAV_STATE),
+        ("edge/voice/listen", Route.LISTEN),
+        ("edge/voice/reply", None),
+        ("other/telemetry/x", None),
+    ],
+)
+def test_every_subscription_has_a_route(topic: str, route: Route | None) -> None:
+    assert T.route(topic) is route
+
+
+def test_subscriptions_cover_every_route() -> None:
+    routed = {T.route(f.replace("+", "x")) for f in T.subscriptions}
+    assert routed == set(Route)

@@ -1,0 +1,107 @@
+"""Telemetry -> detect -> alert policy -> alert on MQTT at once -> explanation when ready.
+
+Runs on the event loop. Detection is synchronous and cheap; an explanation is an asyncio task
+awaiting the explainer's future, so a slow or broken model never holds up an alert, and an
+alert flood costs tasks, not threads."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+from typing import Any
+
+from edge_slm.bus.outbox import Kind
+from edge_slm.bus.publisher import DurablePublisher
+from edge_slm.bus.topics import TopicError, Topics
+from edge_slm.config import ModelSettings
+from edge_slm.daemon_state import DaemonState
+from edge_slm.detect.detector import Detector
+from edge_slm.detect.policy import AlertPolicy
+from edge_slm.events import Alert, AlertState, Explanation
+from edge_slm.llm.api import LlmEngine
+from edge_slm.llm.explain import AlertExplainer, template_explanation
+from edge_slm.telemetry.pipeline import DeadLetterSink, TelemetryPipeline
+
+log = logging.getLogger(__name__)
+
+
+class AlertFlow:
+    def __init__(
+        self,
+        topics: Topics,
+        detector: Detector,
+        policy: AlertPolicy,
+        publisher: DurablePublisher,
+        state: DaemonState,
+        deadletter: DeadLetterSink,
+    ) -> None:
+        self._topics = topics
+        self._detector = detector
+        self._publisher = publisher
+        self._state = state
+        self.telemetry = TelemetryPipeline(topics, detector, policy, self._on_alert, deadletter)
+        self.explainer = AlertExplainer(None)
+        self._explaining: set[asyncio.Task[None]] = set()
+        self.counters: dict[str, int] = {"explanations_model": 0, "explanations_template": 0}
+
+    def use_model(self, engine: LlmEngine | None, settings: ModelSettings) -> None:
+        """At start-up, once the model is loaded (or known to be off)."""
+        self.explainer = AlertExplainer(
+            engine if settings.explain_alerts else None,
+            deadline_s=settings.explain_deadline_s,
+            max_tokens=settings.explain_max_tokens,
+        )
+
+    def warm_up(self) -> None:
+        """Blocking: prefill the explanation prompt prefix (or load it from disk)."""
+        self.explainer.warm()
+
+    def handle(self, topic: str, payload: bytes, received_ts: float) -> None:
+        self.telemetry.handle(topic, payload, received_ts)
+
+    def _on_alert(self, alert: Alert) -> None:
+        try:
+            topic = self._topics.alert(alert.device)
+        except TopicError as err:  # device ids were validated on the way in; defensive
+            log.warning("alert for unusable device id %r: %s", alert.device, err)
+            return
+        self._publisher.send(Kind.ALERT, topic, alert.to_payload())
+        self._state.save_alerts()
+        log.info(
+            "alert %s %s %s %s=%g (%s)",
+            alert.state.value,
+            alert.severity.label,
+            alert.device,
+            alert.signal,
+            alert.value,
+            alert.rule,
+        )
+        if alert.state is AlertState.FIRING:
+            history = self._detector.history(alert.device, alert.signal)
+            task = asyncio.get_running_loop().create_task(
+                self._explain(alert, self.explainer.explain(alert, history)), name=f"explain-{alert.id}"
+            )
+            self._explaining.add(task)
+            task.add_done_callback(self._explaining.discard)
+
+    async def _explain(self, alert: Alert, pending: concurrent.futures.Future[Explanation]) -> None:
+        try:
+            explanation = await asyncio.wrap_future(pending)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the explainer promises a template on failure; belt and braces
+            log.exception("explainer failed for alert %s", alert.id)
+            explanation = template_explanation(alert)
+        key = f"explanations_{explanation.explained_by}"
+        self.counters[key] = self.counters.get(key, 0) + 1
+        self._publisher.send(Kind.EXPLANATION, self._topics.explanation(alert.device), explanation.to_payload())
+
+    async def finish_explanations(self, timeout_s: float) -> None:
+        """At shutdown, after the model was closed (its queued work then resolves to templates):
+        let the pending explanations go into the outbox."""
+        if self._explaining:
+            await asyncio.wait(set(self._explaining), timeout=timeout_s)
+
+    def metrics(self) -> dict[str, Any]:
+        return {"explainer": dict(self.explainer.counters), "explanations_pending": len(self._explaining)}

@@ -1,0 +1,307 @@
+"""Transcripts -> intent -> grounded reply and actions; navigation facts; the microphone.
+
+Transcripts come from the microphone (the listener's thread) and from
+`{prefix}/voice/transcript`. They wait in one bounded queue where the microphone goes first
+(a driver in the cabin outranks whatever arrives over the bus) and MQTT transcripts are dropped
+first when it is full. Two workers answer them: the fast one runs the tiers that answer in
+milliseconds (grammar) and replies at once; a command only the model can understand goes to the
+model worker, which holds at most one per source (a newer command from the same source replaces
+the older one, which is told it was not understood). So a command the grammar knows is never
+kept waiting behind the model."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from edge_slm.bus.mqtt import MqttBus
+from edge_slm.bus.outbox import Kind
+from edge_slm.bus.publisher import DurablePublisher
+from edge_slm.bus.topics import Topics
+from edge_slm.config import Settings
+from edge_slm.errors import DecodeError
+from edge_slm.events import Alert, Intent, Reply, Transcript
+from edge_slm.health import ComponentStatus, Health
+from edge_slm.intent.answer import build_responder, reply_to
+from edge_slm.intent.recognizer import IntentRecognizer
+from edge_slm.intent.respond import Responder
+from edge_slm.intent.schema import IntentName
+from edge_slm.llm.api import LlmEngine
+from edge_slm.nav.state import NavStateStore
+from edge_slm.telemetry.pipeline import DeadLetterSink
+from edge_slm.transcripts import parse_transcript
+
+if TYPE_CHECKING:
+    from edge_slm.voice.listener import SourceFactory
+
+log = logging.getLogger(__name__)
+
+MAX_WAITING_TRANSCRIPTS = 32
+SUPERSEDED_REPLY = "Sorry, I did not get that one."
+
+
+@dataclasses.dataclass
+class VoiceCounters:
+    transcripts: int = 0
+    replies: int = 0
+    actions: int = 0
+    nav_updates: int = 0
+    voice_errors: int = 0
+    transcripts_dropped: int = 0  # the waiting queue was full
+    model_superseded: int = 0  # a newer command from the same source replaced one waiting for the model
+
+
+class VoiceFlow:
+    def __init__(
+        self,
+        settings: Settings,
+        topics: Topics,
+        bus: MqttBus,
+        publisher: DurablePublisher,
+        firing_alerts: Callable[[str | None], list[Alert]],
+        deadletter: DeadLetterSink,
+        *,
+        source_factory: SourceFactory | None = None,
+    ) -> None:
+        self._settings = settings
+        self._topics = topics
+        self._bus = bus
+        self._publisher = publisher
+        self._firing_alerts = firing_alerts
+        self._deadletter = deadletter
+        self._source_factory = source_factory
+        self.nav = NavStateStore()
+        self.recognizer: IntentRecognizer | None = None
+        self.responder: Responder | None = None
+        self.components: dict[str, ComponentStatus] = {}
+        self.counters = VoiceCounters()
+        self._microphone_waiting: collections.deque[Transcript] = collections.deque()
+        self._bus_waiting: collections.deque[Transcript] = collections.deque()
+        self._waiting_event = asyncio.Event()
+        self._for_model: dict[str, Transcript] = {}  # source -> the newest command waiting for the model
+        self._for_model_event = asyncio.Event()
+        self._fast_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="intent")
+        self._model_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="intent-model")
+        self._listener: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def prepare(self, engine: LlmEngine | None) -> None:
+        """Start-up, blocking: the intent grammar and the POI file."""
+        settings = self._settings
+        self.recognizer = IntentRecognizer(settings.intent, engine, deadline_s=settings.model.voice_deadline_s)
+        vehicle = settings.voice.vehicle_device or None
+        self.responder = build_responder(
+            settings, self.nav, lambda: self._firing_alerts(vehicle), self.recognizer.grammar
+        )
+        if settings.poi.file and self.responder.pois is None:
+            self.components["poi"] = ComponentStatus(Health.UNUSABLE, settings.poi.file)
+
+    def warm_up(self) -> None:
+        """Blocking: the model tier's prompt prefix, last, so a waiting driver's prefix stays hot."""
+        if self.recognizer is not None and self.recognizer.model_tier is not None:
+            self.recognizer.model_tier.warm_up()
+
+    def start(self) -> None:
+        """On the event loop: the answering workers and the microphone."""
+        self._loop = asyncio.get_running_loop()
+        self._tasks = [
+            asyncio.create_task(self._answer_fast_loop(), name="voice-answer"),
+            asyncio.create_task(self._answer_with_model_loop(), name="voice-model"),
+        ]
+        self._start_listener()
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._fast_pool.shutdown(wait=False, cancel_futures=True)
+        self._model_pool.shutdown(wait=False, cancel_futures=True)
+
+    def _start_listener(self) -> None:
+        voice = self._settings.voice
+        if not voice.enabled:
+            self.components["microphone"] = ComponentStatus(Health.DISABLED)
+            return
+        if not voice.vosk_model:
+            self.components["microphone"] = ComponentStatus(
+                Health.OFF, "no voice.vosk_model configured (transcripts over MQTT still work)"
+            )
+            log.info("voice: no voice.vosk_model configured; listening for transcripts over MQTT only")
+            return
+        from edge_slm.voice.listener import VoiceListener
+
+        assert self.recognizer is not None, "prepare() first"
+        self._listener = VoiceListener(
+            voice,
+            self.recognizer.phrases_for_asr(),
+            self._on_microphone_transcript,
+            self._on_component_status,
+            source_factory=self._source_factory,
+            cache_dir=self._settings.model_cache_dir / "vosk",
+            vad=voice.vad,
+            min_grammar_confidence=voice.min_grammar_confidence,
+            open_fallback=voice.open_fallback,
+            debug=self._settings.log_level == "debug",
+        )
+        self._listener.start()
+
+    # -- inbound ------------------------------------------------------------------------------
+
+    def on_transcript_message(self, topic: str, payload: bytes, received_ts: float) -> None:
+        try:
+            transcript = parse_transcript(payload, received_ts)
+        except DecodeError as err:
+            self._deadletter(topic, payload, str(err))
+            return
+        self._enqueue(transcript)
+
+    def on_nav_state(self, topic: str, payload: bytes) -> None:
+        if not payload.strip():
+            self.nav.set(None)  # an empty retained message clears the state: facts are gone
+            return
+        try:
+            self.nav.update(payload)
+        except DecodeError as err:
+            self._deadletter(topic, payload, str(err))
+            return
+        self.counters.nav_updates += 1
+
+    def open_listen_window(self) -> None:
+        if self._listener is not None:
+            self._listener.open_listen_window()
+
+    def _on_microphone_transcript(self, transcript: Transcript) -> None:
+        """From the listener's thread."""
+        self._call_soon(self._heard, transcript)
+
+    def _on_component_status(self, component: str, status: ComponentStatus) -> None:
+        """From the listener's thread."""
+        self._call_soon(self.components.__setitem__, component, status)
+
+    def _call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:
+            pass  # the loop is closing: shutdown drops late callbacks
+
+    def _heard(self, transcript: Transcript) -> None:
+        heard = {
+            "id": transcript.id,
+            "text": transcript.text,
+            "confidence": transcript.confidence,
+            "start_s": transcript.start_s,
+            "end_s": transcript.end_s,
+        }
+        self._bus.publish(self._topics.heard, json.dumps(heard, ensure_ascii=False), qos=1)
+        self._enqueue(transcript)
+
+    def _enqueue(self, transcript: Transcript) -> None:
+        self.counters.transcripts += 1
+        if len(self._microphone_waiting) + len(self._bus_waiting) >= MAX_WAITING_TRANSCRIPTS:
+            if transcript.source != "microphone" or not self._bus_waiting:
+                self._drop(transcript)
+                return
+            self._drop(self._bus_waiting.popleft())  # the driver in the cabin goes first
+        (self._microphone_waiting if transcript.source == "microphone" else self._bus_waiting).append(transcript)
+        self._waiting_event.set()
+
+    def _drop(self, transcript: Transcript) -> None:
+        self.counters.transcripts_dropped += 1
+        log.warning("voice: %d transcripts waiting; dropped %r", MAX_WAITING_TRANSCRIPTS, transcript.text[:60])
+
+    # -- answering ----------------------------------------------------------------------------
+
+    async def _next_waiting(self) -> Transcript:
+        while not (self._microphone_waiting or self._bus_waiting):
+            self._waiting_event.clear()
+            await self._waiting_event.wait()
+        return (self._microphone_waiting or self._bus_waiting).popleft()
+
+    async def _answer_fast_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            transcript = await self._next_waiting()
+            try:
+                reply = await loop.run_in_executor(self._fast_pool, self._answer_fast, transcript)
+            except Exception:
+                self.counters.voice_errors += 1
+                log.exception("answering %r failed", transcript.text)
+                continue
+            if reply is None:
+                self._wait_for_model(transcript)
+            else:
+                self._publish_reply(transcript, reply)
+
+    def _answer_fast(self, transcript: Transcript) -> Reply | None:
+        assert self.recognizer is not None and self.responder is not None
+        started = time.monotonic()
+        intent = self.recognizer.recognize_fast(transcript.text)
+        return None if intent is None else reply_to(transcript, intent, self.responder, started)
+
+    def _wait_for_model(self, transcript: Transcript) -> None:
+        older = self._for_model.pop(transcript.source, None)
+        if older is not None:
+            self.counters.model_superseded += 1
+            unknown = Intent(text=older.text, name=IntentName.UNKNOWN.value, slots={}, source="superseded")
+            self._publish_reply(older, Reply(older.id, older.text, unknown, SUPERSEDED_REPLY, 0.0))
+        self._for_model[transcript.source] = transcript
+        self._for_model_event.set()
+
+    async def _answer_with_model_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            while not self._for_model:
+                self._for_model_event.clear()
+                await self._for_model_event.wait()
+            source = next(iter(self._for_model))
+            transcript = self._for_model.pop(source)
+            try:
+                reply = await loop.run_in_executor(self._model_pool, self._answer_with_model, transcript)
+            except Exception:
+                self.counters.voice_errors += 1
+                log.exception("answering %r failed", transcript.text)
+                continue
+            self._publish_reply(transcript, reply)
+
+    def _answer_with_model(self, transcript: Transcript) -> Reply:
+        assert self.recognizer is not None and self.responder is not None
+        started = time.monotonic()
+        intent = self.recognizer.recognize_with_model(transcript.text)
+        return reply_to(transcript, intent, self.responder, started)
+
+    def _publish_reply(self, transcript: Transcript, reply: Reply) -> None:
+        if transcript.received_ts > 0:  # count the time it waited in the queue, not just the answering
+            reply = dataclasses.replace(reply, latency_ms=(time.time() - transcript.received_ts) * 1000.0)
+        for action in reply.actions:
+            self._publisher.send(Kind.ACTION, self._topics.action(action.kind), dict(action.payload))
+            self.counters.actions += 1
+        self._publisher.send(Kind.REPLY, self._topics.reply, reply.to_payload())
+        self.counters.replies += 1
+
+    # -- metrics ------------------------------------------------------------------------------
+
+    def metrics(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "voice_queue": {
+                "waiting": len(self._microphone_waiting) + len(self._bus_waiting),
+                "waiting_for_model": len(self._for_model),
+            }
+        }
+        if self._listener is not None:
+            out["voice"] = dict(self._listener.counters())
+        return out

@@ -133,6 +133,18 @@ class OutboxSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    http_port: int = 0  # Prometheus text format on this port; 0 = off
+    http_host: str = "127.0.0.1"  # localhost unless a site opens it on purpose
+
+
+@dataclass(frozen=True)
+class HomeAssistantSettings:
+    discovery: bool = False  # Home Assistant MQTT discovery of monitored devices and the node
+    discovery_prefix: str = "homeassistant"
+
+
+@dataclass(frozen=True)
 class Settings:
     node_id: str = ""
     log_level: str = "info"
@@ -145,6 +157,8 @@ class Settings:
     poi: PoiSettings = field(default_factory=PoiSettings)
     detect: DetectSettings = field(default_factory=DetectSettings)
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    ha: HomeAssistantSettings = field(default_factory=HomeAssistantSettings)
     profile: str = "generic"
 
     @property
@@ -290,6 +304,13 @@ def _validate(settings: Settings) -> None:
     ):
         if flat[key] < 0:
             raise ConfigError(key, f"must not be negative, got {flat[key]!r}")
+    if not 0 <= settings.metrics.http_port < 65536:
+        raise ConfigError("metrics.http_port", f"must be 0 (off) or a TCP port, got {settings.metrics.http_port}")
+    ha_prefix = settings.ha.discovery_prefix
+    if not ha_prefix or any(c in ha_prefix for c in "+#\0") or "" in ha_prefix.split("/"):
+        raise ConfigError(
+            "ha.discovery_prefix", f"must be a topic without wildcards or empty levels, got {ha_prefix!r}"
+        )
     if settings.model.n_threads < 0:
         raise ConfigError("model.n_threads", "must be 0 (auto) or more")
     if settings.model.n_gpu_layers < -1:

@@ -41,8 +41,10 @@ from edge_slm.detect.policy import AlertPolicy
 from edge_slm.detect.rules import load_rules
 from edge_slm.flows.alerts import AlertFlow
 from edge_slm.flows.voice import VoiceFlow
+from edge_slm.ha_discovery import HaDiscovery
 from edge_slm.health import ComponentStatus, Health
 from edge_slm.llm.api import LlmEngine
+from edge_slm.prometheus_metrics import MetricsServer
 from edge_slm.telemetry.pipeline import TelemetryPipeline
 
 if TYPE_CHECKING:
@@ -100,6 +102,22 @@ class Daemon:
             self.deadletter,
             source_factory=voice_source_factory,
         )
+        self.ha: HaDiscovery | None = None
+        if settings.ha.discovery:
+            self.ha = HaDiscovery(
+                settings.ha.discovery_prefix,
+                self.topics.prefix,
+                settings.effective_node_id,
+                self.topics.status,
+                self._publish_retained,
+            )
+            self.alerts.alert_listeners.append(self.ha.on_alert)
+            self.alerts.explanation_listeners.append(self.ha.on_explanation)
+        self.metrics_server: MetricsServer | None = None
+        if settings.metrics.http_port:
+            self.metrics_server = MetricsServer(
+                self.metrics_snapshot, settings.metrics.http_host, settings.metrics.http_port
+            )
         self.components: dict[str, ComponentStatus] = {"model": ComponentStatus(Health.DISABLED)}
         self._tasks: list[asyncio.Task[None]] = []
         self._started_ts = time.time()
@@ -133,6 +151,8 @@ class Daemon:
             self.components["model"] = ComponentStatus(Health.OK, f"loaded: {loaded.model_name}")
         self.alerts.use_model(self.engine, self.settings.model)
         self.voice.prepare(self.engine)
+        if self.metrics_server is not None:
+            self.metrics_server.start()
         loop = asyncio.get_running_loop()
         self.bus.start(loop)
         self.voice.start()
@@ -191,6 +211,8 @@ class Daemon:
         self.state.save_alerts()
         self.state.save_learned()
         self.bus.stop()
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
         if self.outbox is not None:
             self.outbox.close()
 
@@ -240,8 +262,13 @@ class Daemon:
         elif route is Route.LISTEN:
             self.voice.open_listen_window()
 
+    def _publish_retained(self, topic: str, payload: str, retain: bool) -> None:
+        self.bus.publish(topic, payload, qos=1, retain=retain)
+
     def _on_connected(self, session_present: bool) -> None:
         self.publisher.on_connected(session_present)
+        if self.ha is not None:
+            self.ha.announce_node()
 
     def _on_published(self, mid: int) -> None:
         self.publisher.on_published(mid)

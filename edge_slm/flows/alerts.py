@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from edge_slm.bus.outbox import Kind
@@ -44,6 +45,9 @@ class AlertFlow:
         self.explainer = AlertExplainer(None)
         self._explaining: set[asyncio.Task[None]] = set()
         self.counters: dict[str, int] = {"explanations_model": 0, "explanations_template": 0}
+        # Others that follow alerts (Home Assistant discovery): called on the loop, must not block.
+        self.alert_listeners: list[Callable[[Alert], None]] = []
+        self.explanation_listeners: list[Callable[[Alert, Explanation], None]] = []
 
     def use_model(self, engine: LlmEngine | None, settings: ModelSettings) -> None:
         """At start-up, once the model is loaded (or known to be off)."""
@@ -68,6 +72,7 @@ class AlertFlow:
             return
         self._publisher.send(Kind.ALERT, topic, alert.to_payload())
         self._state.save_alerts()
+        self._notify(self.alert_listeners, alert)
         log.info(
             "alert %s %s %s %s=%g (%s)",
             alert.state.value,
@@ -96,6 +101,15 @@ class AlertFlow:
         key = f"explanations_{explanation.explained_by}"
         self.counters[key] = self.counters.get(key, 0) + 1
         self._publisher.send(Kind.EXPLANATION, self._topics.explanation(alert.device), explanation.to_payload())
+        self._notify(self.explanation_listeners, alert, explanation)
+
+    @staticmethod
+    def _notify(listeners: list[Callable[..., None]], *args: Any) -> None:
+        for listener in listeners:
+            try:
+                listener(*args)
+            except Exception:  # a listener's bug never costs an alert
+                log.exception("alert listener %r failed", listener)
 
     async def finish_explanations(self, timeout_s: float) -> None:
         """At shutdown, after the model was closed (its queued work then resolves to templates):

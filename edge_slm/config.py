@@ -57,6 +57,7 @@ class MqttSettings:
 @dataclass(frozen=True)
 class ModelSettings:
     enabled: bool = True
+    mode: str = "local"  # "local": load the model here; "pool": send model work to `edge-slm worker`s
     name: str = "smollm2-135m"
     path: str = ""  # a GGUF path; wins over name
     memory_budget_mb: int = 1024
@@ -182,6 +183,7 @@ class Settings:
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "log_level": ("debug", "info", "warning", "error"),
+    "model.mode": ("local", "pool"),
     "mqtt.protocol": ("auto", "5", "3.1.1"),
     "voice.activation": ("always", "wake", "push"),
     "voice.vad": ("energy", "webrtc", "hybrid"),

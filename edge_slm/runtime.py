@@ -44,6 +44,7 @@ from edge_slm.flows.voice import VoiceFlow
 from edge_slm.ha_discovery import HaDiscovery
 from edge_slm.health import ComponentStatus, Health
 from edge_slm.llm.api import LlmEngine
+from edge_slm.llm.pool import PooledEngine
 from edge_slm.prometheus_metrics import MetricsServer
 from edge_slm.telemetry.pipeline import TelemetryPipeline
 
@@ -71,12 +72,13 @@ class Daemon:
         self,
         settings: Settings,
         *,
-        engine_loader: EngineLoader = _load_configured_engine,
+        engine_loader: EngineLoader | None = None,
         voice_source_factory: SourceFactory | None = None,
     ) -> None:
         """Build: every component wired, nothing opened, loaded or connected yet."""
         self.settings = settings
-        self.topics = Topics(settings.mqtt.topic_prefix, settings.effective_node_id)
+        pooled = settings.model.mode == "pool"
+        self.topics = Topics(settings.mqtt.topic_prefix, settings.effective_node_id, pooled_model=pooled)
         self.detector = Detector(load_rules(settings.detect.packs, settings.detect.disable_rules), settings.detect)
         self.policy = AlertPolicy(settings.detect.cooldown_s)
         self.state = DaemonState(self.detector, self.policy)
@@ -91,7 +93,7 @@ class Daemon:
         self.publisher = DurablePublisher(self.bus, None, settings.outbox.replay_rate_per_s)
         self.outbox: Outbox | None = None
         self.engine: LlmEngine | None = None
-        self._engine_loader = engine_loader
+        self._engine_loader = engine_loader or (self._pooled_engine if pooled else _load_configured_engine)
         self.alerts = AlertFlow(self.topics, self.detector, self.policy, self.publisher, self.state, self.deadletter)
         self.voice = VoiceFlow(
             settings,
@@ -261,6 +263,14 @@ class Daemon:
             self.voice.on_nav_state(message.topic, message.payload)
         elif route is Route.LISTEN:
             self.voice.open_listen_window()
+        elif route is Route.LLM_RESPONSE and isinstance(self.engine, PooledEngine):
+            self.engine.on_response(message.payload, message.correlation)
+
+    def _pooled_engine(self, settings: Settings) -> LlmEngine:
+        return PooledEngine(self._publish_pool_request, self.topics.prefix, self.topics.node)
+
+    def _publish_pool_request(self, topic: str, payload: bytes, response_topic: str, correlation: bytes) -> int | None:
+        return self.bus.publish(topic, payload, qos=1, response_topic=response_topic, correlation=correlation)
 
     def _publish_retained(self, topic: str, payload: str, retain: bool) -> None:
         self.bus.publish(topic, payload, qos=1, retain=retain)

@@ -37,6 +37,8 @@ class InboundMessage:
     retain: bool
     mid: int
     received_ts: float
+    response_topic: str = ""  # MQTT 5 request/response (pooled model work)
+    correlation: bytes = b""
 
 
 @dataclass
@@ -178,12 +180,32 @@ class MqttBus:
 
     # -- publishing ---------------------------------------------------------------------
 
-    def publish(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False) -> int | None:
-        """Hand a message to paho. Returns the mid, or None when it could not be queued."""
+    def publish(
+        self,
+        topic: str,
+        payload: bytes | str,
+        qos: int = 1,
+        retain: bool = False,
+        *,
+        response_topic: str = "",
+        correlation: bytes = b"",
+    ) -> int | None:
+        """Hand a message to paho. Returns the mid, or None when it could not be queued.
+        `response_topic`/`correlation` are MQTT 5 request/response properties (ignored on 3.1.1)."""
         if self._client is None or not self.connected:
             return None
+        properties = None
+        if (response_topic or correlation) and self._use_v5:
+            from paho.mqtt.packettypes import PacketTypes
+            from paho.mqtt.properties import Properties
+
+            properties = Properties(PacketTypes.PUBLISH)
+            if response_topic:
+                properties.ResponseTopic = response_topic
+            if correlation:
+                properties.CorrelationData = correlation
         try:
-            info = self._client.publish(topic, payload, qos=qos, retain=retain)
+            info = self._client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
         except (ValueError, RuntimeError, OSError) as err:
             self.counters.publish_errors += 1
             log.warning("mqtt: publish to %s failed: %s", topic, err)
@@ -234,9 +256,17 @@ class MqttBus:
                 if message.qos > 0:
                     client.ack(message.mid, message.qos)
                 return
+        props = getattr(message, "properties", None)
         self._inbox.append(
             InboundMessage(
-                message.topic, bytes(message.payload), message.qos, bool(message.retain), message.mid, time.time()
+                message.topic,
+                bytes(message.payload),
+                message.qos,
+                bool(message.retain),
+                message.mid,
+                time.time(),
+                str(getattr(props, "ResponseTopic", "") or ""),
+                bytes(getattr(props, "CorrelationData", b"") or b""),
             )
         )
         with self._wake_lock:

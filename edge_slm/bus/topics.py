@@ -35,25 +35,34 @@ class Route(enum.Enum):
     TRANSCRIPT = "transcript"
     NAV_STATE = "nav_state"
     LISTEN = "listen"
+    LLM_RESPONSE = "llm_response"  # answers from the model worker pool (model.mode = "pool")
 
 
 @dataclass(frozen=True)
 class Topics:
     prefix: str
     node: str
+    pooled_model: bool = False  # the node's model work goes to the worker pool
 
     # inbound: what the daemon subscribes to, and where each message goes (kept side by side)
     @property
     def subscriptions(self) -> list[str]:
-        return [self.telemetry_filter, self.transcript, self.nav_state, self.listen]
+        pooled = [self.llm_response] if self.pooled_model else []
+        return [self.telemetry_filter, self.transcript, self.nav_state, self.listen, *pooled]
 
     def route(self, topic: str) -> Route | None:
         """The flow for an inbound topic; None for anything the daemon did not subscribe to."""
         if topic.startswith(f"{self.prefix}/telemetry/"):
             return Route.TELEMETRY
+        if self.pooled_model and topic == self.llm_response:
+            return Route.LLM_RESPONSE
         return {self.transcript: Route.TRANSCRIPT, self.nav_state: Route.NAV_STATE, self.listen: Route.LISTEN}.get(
             topic
         )
+
+    @property
+    def llm_response(self) -> str:
+        return f"{self.prefix}/llm/response/{self.node}"
 
     @property
     def telemetry_filter(self) -> str:

@@ -14,15 +14,17 @@ import dataclasses
 import functools
 import json
 import logging
+import os
 import signal
 import threading
 import time
-from base64 import b64encode
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
 from edge_slm import metrics
+from edge_slm.bus.deadletter import DeadLetterThrottle
+from edge_slm.bus.identity import default_client_id, secure_state_dir
 from edge_slm.bus.mqtt import InboundMessage, MqttBus
 from edge_slm.bus.outbox import Kind, Outbox, OutboxError
 from edge_slm.bus.publisher import DurablePublisher
@@ -34,6 +36,7 @@ from edge_slm.detect.rules import load_rules
 from edge_slm.errors import DecodeError
 from edge_slm.events import Alert, AlertState, Explanation, Reply, Transcript
 from edge_slm.features import Features, build_features
+from edge_slm.intent.action_guard import ActionGuard, refused_reply_text
 from edge_slm.telemetry.pipeline import TelemetryPipeline
 from edge_slm.transcripts import parse_transcript
 
@@ -50,23 +53,33 @@ class Daemon:
         self.topics = Topics(settings.mqtt.topic_prefix, settings.effective_node_id)
         self.detector = Detector(load_rules(settings.detect.packs, settings.detect.disable_rules), settings.detect)
         self.policy = AlertPolicy(settings.detect.cooldown_s)
+        secure_state_dir(settings.effective_state_dir)  # 0700: the outbox holds contacts and places
         self.outbox = self._open_outbox()
         self._restore_state()
         self.features = features if features is not None else build_features(settings, self.policy.firing)
         self.bus = MqttBus(
             settings.mqtt,
-            client_id=settings.mqtt.client_id or f"edge-slm-{settings.effective_node_id}",
+            client_id=default_client_id(
+                settings.mqtt.client_id, settings.effective_node_id, settings.effective_state_dir
+            ),
             status_topic=self.topics.status,
             subscriptions=[
                 self.topics.telemetry_filter,
-                self.topics.transcript,
+                # QoS 0: voice commands are live only; the broker does not queue them while we are down
+                (self.topics.transcript, 0),
                 self.topics.nav_state,
-                self.topics.listen,
+                (self.topics.listen, 0),
             ],
             on_connected=self._on_connected,
             on_published=self._on_published,
         )
         self.publisher = DurablePublisher(self.bus, self.outbox, settings.outbox.replay_rate_per_s)
+        a = settings.actions
+        self.action_guard = ActionGuard(a.max_age_s, a.per_kind_limit, a.per_kind_window_s, a.remember_ids)
+        m = settings.mqtt
+        self.deadletters = DeadLetterThrottle(
+            m.deadletter_rate_per_s, m.deadletter_bytes_per_s, m.deadletter_excerpt_bytes
+        )
         self.telemetry = TelemetryPipeline(self.topics, self.detector, self.policy, self._on_alert, self._deadletter)
         self.counters: dict[str, int] = {
             "explanations_model": 0,
@@ -91,8 +104,9 @@ class Daemon:
             return None
         path = self.settings.effective_state_dir / "outbox.sqlite3"
         limits = (self.settings.outbox.max_rows, self.settings.outbox.max_bytes, self.settings.outbox.ttl_s)
+        kind_ttl_s = {Kind.ACTION: self.settings.actions.outbox_ttl_s}  # an old action is never replayed
         try:
-            return Outbox(path, *limits)
+            return Outbox(path, *limits, kind_ttl_s=kind_ttl_s)
         except OutboxError as err:
             if not path.is_file():
                 log.error("%s; alerts will be published without a disk outbox", err)
@@ -102,7 +116,7 @@ class Daemon:
             log.error("%s; moving it to %s and starting a new outbox", err, aside)
             try:
                 path.rename(aside)
-                return Outbox(path, *limits)
+                return Outbox(path, *limits, kind_ttl_s=kind_ttl_s)
             except (OSError, OutboxError) as again:
                 log.error("%s; alerts will be published without a disk outbox", again)
                 return None
@@ -256,6 +270,10 @@ class Daemon:
         except DecodeError as err:
             self._deadletter(message.topic, message.payload, str(err))
             return
+        refused = self.action_guard.admit(transcript, retained=message.retain)  # duplicate id, retained
+        if refused:
+            self._deadletter(message.topic, message.payload, refused)
+            return
         self._handle_transcript(transcript)
 
     def _on_microphone_transcript(self, transcript: Transcript) -> None:
@@ -292,7 +310,10 @@ class Daemon:
             return
         if transcript.received_ts > 0:  # count the time it waited in the queue, not just the answering
             reply = dataclasses.replace(reply, latency_ms=(time.time() - transcript.received_ts) * 1000.0)
-        for action in reply.actions:
+        actions, refused = self.action_guard.filter_actions(transcript, reply.actions)  # stale, rate, dialer codes
+        if refused and not actions:
+            reply = dataclasses.replace(reply, text=refused_reply_text(refused))
+        for action in actions:
             self.publisher.send(Kind.ACTION, self.topics.action(action.kind), dict(action.payload))
             self.counters["actions"] += 1
         self.publisher.send(Kind.REPLY, self.topics.reply, reply.to_payload())
@@ -311,7 +332,9 @@ class Daemon:
     # -- dead letters and metrics ---------------------------------------------------------
 
     def _deadletter(self, topic: str, payload: bytes, reason: str) -> None:
-        record = {"topic": topic, "reason": reason, "payload_b64": b64encode(payload[:65536]).decode("ascii")}
+        record = self.deadletters.admit(topic, payload, reason)  # rate and byte budgets
+        if record is None:
+            return
         self.bus.publish(self.topics.deadletter, json.dumps(record, ensure_ascii=False), qos=1)
         log.debug("dead letter from %s: %s", topic, reason)
 
@@ -338,6 +361,8 @@ class Daemon:
             "mqtt": asdict(self.bus.counters),
             "late_samples": self.detector.late_samples,
             "counters": dict(self.counters),
+            "action_guard": asdict(self.action_guard.counters),
+            "deadletters": asdict(self.deadletters.counters),
             "components": dict(self._component_status),
             **self.features.metrics(),
             "rss_bytes": metrics.rss_bytes(),
@@ -359,6 +384,7 @@ class Daemon:
 
 async def run_daemon(settings: Settings, features: Features | None = None) -> None:
     """Run until SIGTERM or SIGINT."""
+    os.umask(0o077)  # state files (outbox, prompt caches, client id) are private to this user
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

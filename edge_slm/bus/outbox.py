@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import enum
 import logging
-import sqlite3
 import os
+import sqlite3
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -182,9 +182,7 @@ class Outbox:
             cur = self._db.execute("DELETE FROM outbox WHERE created_ts < ?", (now - self._ttl_s,))
             expired += cur.rowcount
             for kind, ttl_s in self._kind_ttl_s.items():
-                cur = self._db.execute(
-                    "DELETE FROM outbox WHERE kind = ? AND created_ts < ?", (int(kind), now - ttl_s)
-                )
+                cur = self._db.execute("DELETE FROM outbox WHERE kind = ? AND created_ts < ?", (int(kind), now - ttl_s))
                 expired += cur.rowcount
         except sqlite3.Error as err:
             raise OutboxError(f"outbox expiry failed: {err}") from err

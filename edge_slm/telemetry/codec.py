@@ -83,7 +83,8 @@ def _decode_ts(raw: object, received_ts: float) -> float:
     if ts > MAX_TS:
         raise DecodeError(f"'ts' {raw!r} is too large for Unix seconds (milliseconds instead of seconds?)")
     if received_ts > 0 and ts > received_ts + MAX_FUTURE_SKEW_S:
-        raise DecodeError(f"'ts' {raw!r} is {ts - received_ts:.0f} s in the future (more than {MAX_FUTURE_SKEW_S:.0f} s)")
+        ahead_s = ts - received_ts
+        raise DecodeError(f"'ts' {raw!r} is {ahead_s:.0f} s in the future (more than {MAX_FUTURE_SKEW_S:.0f} s)")
     return ts
 
 

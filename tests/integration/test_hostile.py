@@ -59,14 +59,14 @@ def test_one_action_per_transcript_id(broker: Broker, state_dir: Path) -> None:
 
 def test_dialer_codes_and_call_floods_are_refused(broker: Broker, state_dir: Path) -> None:
     rec = Recorder(broker.port, ["edge/actions/#", "edge/voice/reply"])
-    with InProcessDaemon(daemon_settings(broker.port, state_dir, actions={"per_kind_limit": 3})):
+    with InProcessDaemon(daemon_settings(broker.port, state_dir)):  # default: 5 actions of a kind per minute
         pub = publisher(broker.port)
         _say(pub, "call *#06#", "code")
         for i in range(10):
             _say(pub, f"call contact {i}", f"flood-{i}")
         assert rec.wait_for(lambda: "flood-9" in _replies(rec), 10)
         time.sleep(0.3)
-        assert len(_calls(rec)) == 3  # per kind per minute
+        assert len(_calls(rec)) == 5  # per kind per minute
         assert _replies(rec)["code"]["text"].startswith("I did not do that")  # type: ignore[union-attr]
         assert all("#" not in str(c["contact"]) for c in _calls(rec))
     rec.close()
@@ -152,10 +152,10 @@ def test_rss_bounded_under_100_mib_payloads(broker: Broker, tmp_path: Path) -> N
 
 def test_inbox_byte_budget_drops_and_counts_on_mqtt_311(broker: Broker, state_dir: Path) -> None:
     # MQTT 3.1.1 has no Maximum Packet Size: the inbox's byte budget is what bounds memory there
-    settings = daemon_settings(broker.port, state_dir, mqtt={"protocol": "3.1.1", "inbound_queue_bytes": 64 * 1024})
+    settings = daemon_settings(broker.port, state_dir, mqtt={"protocol": "3.1.1"})  # default budget: 32 MiB
     with InProcessDaemon(settings) as running:
         pub = publisher(broker.port)
-        pub.publish("edge/telemetry/pump-1", b"x" * (200 * 1024), qos=1)
+        pub.publish("edge/telemetry/pump-1", b"x" * (33 * MiB), qos=1)
         doc = {"ts": 1_790_000_000, "signals": {"vibration_rms_mm_s": 1.0}}
         pub.publish("edge/telemetry/pump-1", json.dumps(doc), qos=1)
         deadline = time.monotonic() + 10
@@ -210,8 +210,7 @@ def test_reply_slots_are_cleaned(broker: Broker, state_dir: Path) -> None:
 
 def test_deadletters_are_throttled(broker: Broker, state_dir: Path) -> None:
     rec = Recorder(broker.port, ["edge/deadletter"])
-    settings = daemon_settings(broker.port, state_dir, mqtt={"deadletter_rate_per_s": 5.0})
-    with InProcessDaemon(settings) as running:
+    with InProcessDaemon(daemon_settings(broker.port, state_dir)) as running:  # default: 10/s, 64 KiB/s
         pub = publisher(broker.port)
         bad = b"{" * (300 * 1024)  # 300 KiB of junk: too large and not JSON
         for _ in range(100):  # 30 MB in
@@ -223,11 +222,11 @@ def test_deadletters_are_throttled(broker: Broker, state_dir: Path) -> None:
         with rec.lock:
             out_bytes = sum(len(p) for _, p in rec.messages)
             out_count = len(rec.messages)
-        counters = running.daemon.deadletters.counters
-        print(f"dead letters: 100 x 300 KiB in, {out_count} out ({out_bytes} bytes), {counters.suppressed} suppressed")
+        print(f"dead letters: 100 x 300 KiB in, {out_count} out ({out_bytes} bytes)")
         assert running.daemon.telemetry.counters.deadlettered == 100
-        assert out_count <= 30 and out_bytes < 64 * 1024, (out_count, out_bytes)
-        assert counters.suppressed == 100 - out_count
+        assert out_bytes < 256 * 1024, (out_count, out_bytes)  # was 100 x 87 KB: 64 KiB excerpts, unthrottled
+        counters = running.daemon.deadletters.counters
+        assert counters.suppressed > 0 and counters.suppressed == 100 - out_count
         assert running.daemon.metrics_snapshot()["deadletters"]["suppressed"] == counters.suppressed
     rec.close()
 

@@ -53,7 +53,10 @@ class NavState:
 def _number(value: Any, key: str, *, minimum: float | None = None, maximum: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise DecodeError(f"nav state: {key} must be a number")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # a JSON integer beyond float range (found by tools/fuzz.py)
+        raise DecodeError(f"nav state: {key} is too large") from None
     if not math.isfinite(number):
         raise DecodeError(f"nav state: {key} must be finite")
     if minimum is not None and number < minimum:

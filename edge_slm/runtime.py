@@ -73,7 +73,9 @@ class Daemon:
             on_connected=self._on_connected,
             on_published=self._on_published,
         )
-        self.publisher = DurablePublisher(self.bus, self.outbox, settings.outbox.replay_rate_per_s)
+        self.publisher = DurablePublisher(
+            self.bus, self.outbox, settings.outbox.replay_rate_per_s, {Kind.ACTION: settings.actions.outbox_ttl_s}
+        )
         a = settings.actions
         self.action_guard = ActionGuard(a.max_age_s, a.per_kind_limit, a.per_kind_window_s, a.remember_ids)
         m = settings.mqtt

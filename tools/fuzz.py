@@ -178,7 +178,8 @@ class Campaign:
         self.responder = Responder(self.nav, None, lambda: self.policy.firing(None), "")
         self.clock_s = 1_790_000_000.0
         self.guard = ActionGuard(max_age_s=20.0, per_kind_limit=5, per_kind_window_s=60.0, clock=lambda: self.clock_s)
-        self.acted_ids: set[str] = set()
+        self.acted_at: dict[str, int] = {}  # transcript id -> admission number when it acted
+        self.admitted = 0
         voice = VoiceSettings(activation="push", listen_max_per_min=6)
         self.listener = VoiceListener(voice, [], lambda t: None, lambda c, s: None)
         self.deadletters = DeadLetterThrottle(10.0, 64 * 1024.0, 1024)
@@ -224,6 +225,7 @@ class Campaign:
             return
         self.accepted += 1
         self.answered += 1
+        self.admitted += 1
         reply = answer(transcript, self.recognizer, self.responder)
         actions, _ = self.guard.filter_actions(transcript, reply.actions)
         texts = [reply.text, reply.transcript, *reply.intent.slots.values()]
@@ -234,10 +236,15 @@ class Campaign:
         check(not any(ch in BAD_CHARS for text in texts for ch in text), f"control/bidi char in reply: {texts!r}")
         check(all(len(v) <= 200 for v in reply.intent.slots.values()), "reply slot over 200 characters")
         if actions:
-            check(transcript.id not in self.acted_ids, f"second action for transcript id {transcript.id!r}")
-            self.acted_ids.add(transcript.id)
-            if len(self.acted_ids) > 100_000:
-                self.acted_ids.clear()  # the guard remembers fewer than this anyway
+            # the guard remembers the last `remember_ids` admitted ids: within that window, one action per id
+            before = self.acted_at.get(transcript.id)
+            check(
+                before is None or self.admitted - before > self.guard.remember_ids,
+                f"second action for transcript id {transcript.id!r}",
+            )
+            self.acted_at[transcript.id] = self.admitted
+            if len(self.acted_at) > 100_000:
+                self.acted_at.clear()
 
     def nav_state(self) -> None:
         payload = nav_input(self.rng)

@@ -26,8 +26,11 @@ def secure_state_dir(path: Path) -> Path:
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         info = path.stat()
-        if info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) & 0o077:
-            os.chmod(path, stat.S_IMODE(info.st_mode) & 0o700)
+        mode = stat.S_IMODE(info.st_mode)
+        if mode & (stat.S_ISVTX | stat.S_IWOTH):  # a shared directory such as /tmp: never chmod it
+            log.warning("state dir %s is shared (mode %o); use a private directory for state_dir", path, mode)
+        elif info.st_uid == os.getuid() and mode & 0o077:
+            os.chmod(path, mode & 0o700)
             log.info("state dir %s was readable by others; now 0700", path)
     except OSError as err:
         log.warning("cannot secure state dir %s: %s", path, err)

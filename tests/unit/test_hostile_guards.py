@@ -143,6 +143,14 @@ def test_state_dir_and_outbox_are_private(tmp_path: Path) -> None:
     box.close()
 
 
+def test_a_shared_state_dir_is_left_alone(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)  # like /tmp
+    secure_state_dir(shared)
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
+
+
 def test_outbox_refuses_a_symlinked_file(tmp_path: Path) -> None:
     from edge_slm.bus.outbox import OutboxError
 

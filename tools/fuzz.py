@@ -105,12 +105,26 @@ def random_doc(rng: random.Random, depth: int = 0) -> object:
     return {str(random_doc(rng, 5)): random_doc(rng, depth + 1) for _ in range(rng.randint(0, 4))}
 
 
+def nasty_text(rng: random.Random, max_chars: int) -> str:
+    return "".join(rng.choice([*NASTY, *SPEAKABLE]) for _ in range(rng.randint(0, max_chars)))
+
+
 def one_input(rng: random.Random, huge_fraction: float = 0.1) -> tuple[str, bytes]:
     if rng.random() < 0.6:
         device = f"pump-{rng.randint(0, 50)}"
     else:
         device = "".join(rng.choice([*NASTY, "pump", "-", "1"]) for _ in range(rng.randint(0, 6)))
     choice = rng.randint(0, 7) if rng.random() >= huge_fraction * 5 else rng.randint(8, 9)
+    if rng.random() < 0.3:  # well-formed: many series, extreme values, hostile names (detector and policy state)
+        names = [
+            "Vehicle.Powertrain.CombustionEngine.EngineCoolant.Temperature",
+            "vibration_rms_mm_s",
+            f"sig{rng.randint(0, 5000)}",
+            nasty_text(rng, 60) or "x",
+        ]
+        signals = {rng.choice(names): rng.choice([rng.gauss(50, 30), 1e300, -1e300, True]) for _ in range(8)}
+        ts = 1_790_000_000.0 + rng.uniform(-1e6, 2e5)
+        return f"edge/telemetry/{device}", json.dumps({"ts": ts, "signals": signals}).encode()
     if choice < 4:
         payload = mutate(rng, rng.choice(SEEDS))
     elif choice < 8:
@@ -130,7 +144,7 @@ def transcript_input(rng: random.Random) -> bytes:
     if choice == 2:  # a command with hostile slot text: bidi, controls, dialer codes, long values
         verb = rng.choice(["call", "navigate to", "take me to", "add", "find a"])
         slot = "".join(rng.choice([*NASTY, *SPEAKABLE]) for _ in range(rng.randint(1, 400)))
-        doc: object = {"text": f"{verb} {slot}", "id": rng.choice(["dup", rng.random(), rng.random(), None])}
+        doc: object = {"text": f"{verb} {slot}", "id": rng.choice(["dup", f"{rng.random():.9f}", None])}
     elif choice == 3:
         doc = {"text": random_doc(rng), "id": random_doc(rng)}
     elif choice == 4:
@@ -138,14 +152,26 @@ def transcript_input(rng: random.Random) -> bytes:
     else:
         doc = {
             "text": rng.choice(["call mom", "navigate home"]),
-            "id": rng.choice(["a", "b", 1, rng.random(), rng.random(), rng.random()]),
+            "id": rng.choice(["a", "b", 1, *(f"{rng.random():.9f}" for _ in range(3))]),
         }
     return json.dumps(doc, allow_nan=True).encode("utf-8", "surrogatepass")
 
 
 def nav_input(rng: random.Random) -> bytes:
-    if rng.random() < 0.5:
+    roll = rng.random()
+    if roll < 0.3:
         return mutate(rng, rng.choice(NAV_SEEDS))
+    if roll < 0.7:  # well-formed, with hostile strings and extreme but valid numbers
+        good = {
+            "destination": rng.choice([None, nasty_text(rng, 400)]),
+            "eta_s": rng.choice([0, 59.9, 3600, 1e7, rng.uniform(0, 1e5)]),
+            "distance_m": rng.choice([0, 99.5, 1e9, rng.uniform(0, 1e6)]),
+            "position": {"lat": rng.uniform(-90, 90), "lon": rng.uniform(-180, 180)},
+            "traffic": [
+                {"description": nasty_text(rng, 80), "delay_s": rng.uniform(0, 1e4)} for _ in range(rng.randint(0, 120))
+            ],
+        }
+        return json.dumps(good).encode()
     traffic = [{"description": random_doc(rng), "delay_s": random_doc(rng)} for _ in range(rng.randint(0, 3))]
     doc = {
         "destination": random_doc(rng),

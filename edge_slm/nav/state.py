@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge_slm.errors import DecodeError
+from edge_slm.sanitize import clean_text
 
 MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_TRAFFIC_ITEMS = 100
@@ -69,8 +70,7 @@ def _number(value: Any, key: str, *, minimum: float | None = None, maximum: floa
 def _text(value: Any, key: str) -> str:
     if not isinstance(value, str):
         raise DecodeError(f"nav state: {key} must be a string")
-    cleaned = " ".join(value.replace("\0", " ").split())
-    return cleaned[:MAX_TEXT_CHARS]
+    return clean_text(value, MAX_TEXT_CHARS)  # spoken in replies: no controls, bidi overrides or lone surrogates
 
 
 def parse_nav_state(payload: bytes | str | Mapping[str, Any], received_ts: float | None = None) -> NavState:

@@ -199,6 +199,16 @@ def test_timestamps_beyond_now_plus_a_day_are_refused() -> None:
         decode_telemetry("d", json.dumps({"ts": 98_000_000_000, "signals": {"a": 1}}).encode(), NOW)
 
 
+def test_nav_text_is_cleaned_before_it_is_spoken() -> None:
+    state = parse_nav_state(
+        json.dumps(
+            {"destination": "Air\u202eport\ud800", "traffic": [{"description": "jam\u200b\x07", "delay_s": 60}]}
+        ),
+        NOW,
+    )
+    assert state.destination == "Air port" and state.traffic is not None and state.traffic[0].description == "jam"
+
+
 def test_nav_numbers_beyond_float_range_are_a_decode_error() -> None:
     with pytest.raises(DecodeError, match="too large"):
         parse_nav_state(b'{"eta_s": 1' + b"0" * 400 + b"}", NOW)

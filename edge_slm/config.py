@@ -52,6 +52,11 @@ class MqttSettings:
     reconnect_max_s: float = 30.0
     inbound_queue_size: int = 10000
     metrics_interval_s: float = 30.0
+    inbound_queue_bytes: int = 32 * 1024 * 1024  # inbox byte budget: beyond it, drop + ack + count
+    max_packet_bytes: int = 1024 * 1024  # MQTT 5 Maximum Packet Size: the broker sends nothing larger
+    deadletter_rate_per_s: float = 10.0  # dead letters beyond these budgets are counted, not published
+    deadletter_bytes_per_s: float = 64 * 1024.0
+    deadletter_excerpt_bytes: int = 1024  # how much of a rejected payload a dead letter carries
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,7 @@ class VoiceSettings:
     vad: str = "energy"  # endpointing: "energy" (adaptive sub-band floors), "webrtc" or "hybrid"
     min_grammar_confidence: float = 0.6
     open_fallback: bool = True  # free speech when the grammar decoder is not sure
+    listen_max_per_min: int = 6  # push-to-talk windows opened per minute (a window is never extended)
 
 
 @dataclass(frozen=True)
@@ -122,6 +128,17 @@ class DetectSettings:
     cooldown_s: float = 30.0
     history_samples: int = 60
     max_tracked_series: int = 20000
+
+
+@dataclass(frozen=True)
+class ActionSettings:
+    """When a reply's head-unit actions may be taken (`intent.action_guard`)."""
+
+    max_age_s: float = 20.0  # a transcript answered later than this after arriving takes no action
+    per_kind_limit: int = 5  # actions of one kind (call, navigate, calendar) ...
+    per_kind_window_s: float = 60.0  # ... per this window
+    remember_ids: int = 4096  # transcript ids remembered for de-duplication
+    outbox_ttl_s: float = 120.0  # an action not delivered by then is dropped, never replayed later
 
 
 @dataclass(frozen=True)
@@ -158,6 +175,7 @@ class Settings:
     poi: PoiSettings = field(default_factory=PoiSettings)
     detect: DetectSettings = field(default_factory=DetectSettings)
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
+    actions: ActionSettings = field(default_factory=ActionSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     ha: HomeAssistantSettings = field(default_factory=HomeAssistantSettings)
     profile: str = "generic"
@@ -214,6 +232,17 @@ _POSITIVE: frozenset[str] = frozenset(
         "outbox.max_bytes",
         "outbox.ttl_s",
         "outbox.replay_rate_per_s",
+        "mqtt.inbound_queue_bytes",
+        "mqtt.max_packet_bytes",
+        "mqtt.deadletter_rate_per_s",
+        "mqtt.deadletter_bytes_per_s",
+        "mqtt.deadletter_excerpt_bytes",
+        "voice.listen_max_per_min",
+        "actions.max_age_s",
+        "actions.per_kind_limit",
+        "actions.per_kind_window_s",
+        "actions.remember_ids",
+        "actions.outbox_ttl_s",
     }
 )
 
@@ -317,6 +346,15 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("model.n_threads", "must be 0 (auto) or more")
     if settings.model.n_gpu_layers < -1:
         raise ConfigError("model.n_gpu_layers", "must be -1 (all), 0 or more")
+    mqtt = settings.mqtt
+    if not mqtt.tls:  # refused, not implied: a key without TLS would connect in plaintext, password included
+        for key in ("tls_ca_file", "tls_cert_file", "tls_key_file"):
+            if getattr(mqtt, key):
+                raise ConfigError(f"mqtt.{key}", "is set but mqtt.tls is false: set mqtt.tls = true (or remove it)")
+        if mqtt.tls_insecure:
+            raise ConfigError("mqtt.tls_insecure", "is set but mqtt.tls is false: set mqtt.tls = true (or remove it)")
+    if mqtt.max_packet_bytes > 268435455:
+        raise ConfigError("mqtt.max_packet_bytes", "must be at most 268435455 (the MQTT limit)")
     if settings.mqtt.reconnect_max_s < settings.mqtt.reconnect_min_s:
         raise ConfigError("mqtt.reconnect_max_s", "must not be smaller than mqtt.reconnect_min_s")
 
@@ -463,6 +501,7 @@ def _toml_value(value: Any) -> str:
 
 
 __all__ = [
+    "ActionSettings",
     "BoardSettings",
     "DetectSettings",
     "IntentSettings",

@@ -24,14 +24,15 @@ import signal
 import sys
 import threading
 import time
-from base64 import b64encode
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from edge_slm import metrics
+from edge_slm.bus.deadletter import DeadLetterThrottle
+from edge_slm.bus.identity import default_client_id, secure_state_dir
 from edge_slm.bus.mqtt import InboundMessage, MqttBus
-from edge_slm.bus.outbox import Outbox, OutboxError
+from edge_slm.bus.outbox import Kind, Outbox, OutboxError
 from edge_slm.bus.publisher import DurablePublisher
 from edge_slm.bus.topics import Route, Topics
 from edge_slm.config import Settings
@@ -84,13 +85,18 @@ class Daemon:
         self.state = DaemonState(self.detector, self.policy)
         self.bus = MqttBus(
             settings.mqtt,
-            client_id=settings.mqtt.client_id or f"edge-slm-{settings.effective_node_id}",
+            client_id=settings.mqtt.client_id,  # unguessable default chosen at startup (edge_slm.bus.identity)
             status_topic=self.topics.status,
             subscriptions=self.topics.subscriptions,
             on_connected=self._on_connected,
             on_published=self._on_published,
         )
-        self.publisher = DurablePublisher(self.bus, None, settings.outbox.replay_rate_per_s)
+        self._kind_ttl_s = {Kind.ACTION: settings.actions.outbox_ttl_s}  # an old action is never replayed
+        self.publisher = DurablePublisher(self.bus, None, settings.outbox.replay_rate_per_s, self._kind_ttl_s)
+        m = settings.mqtt
+        self.deadletters = DeadLetterThrottle(
+            m.deadletter_rate_per_s, m.deadletter_bytes_per_s, m.deadletter_excerpt_bytes
+        )
         self.outbox: Outbox | None = None
         self.engine: LlmEngine | None = None
         self._engine_loader = engine_loader or (self._pooled_engine if pooled else _load_configured_engine)
@@ -141,6 +147,8 @@ class Daemon:
 
     async def startup(self, stop: asyncio.Event) -> bool:
         """False when `stop` was set before start-up finished (nothing is left running)."""
+        state_dir = secure_state_dir(self.settings.effective_state_dir)  # 0700: the outbox holds contacts
+        self.bus.use_client_id(default_client_id(self.settings.mqtt.client_id, self.topics.node, state_dir))
         self.outbox = self._open_outbox()
         self.publisher.use_outbox(self.outbox)
         self.state.attach(self.outbox)
@@ -224,7 +232,7 @@ class Daemon:
         path = self.settings.effective_state_dir / "outbox.sqlite3"
         limits = (self.settings.outbox.max_rows, self.settings.outbox.max_bytes, self.settings.outbox.ttl_s)
         try:
-            return Outbox(path, *limits)
+            return Outbox(path, *limits, kind_ttl_s=self._kind_ttl_s)
         except OutboxError as err:
             if not path.is_file():
                 log.error("%s; alerts will be published without a disk outbox", err)
@@ -234,7 +242,7 @@ class Daemon:
             log.error("%s; moving it to %s and starting a new outbox", err, aside)
             try:
                 path.rename(aside)
-                return Outbox(path, *limits)
+                return Outbox(path, *limits, kind_ttl_s=self._kind_ttl_s)
             except (OSError, OutboxError) as again:
                 log.error("%s; alerts will be published without a disk outbox", again)
                 return None
@@ -258,7 +266,7 @@ class Daemon:
         if route is Route.TELEMETRY:
             self.alerts.handle(message.topic, message.payload, message.received_ts)
         elif route is Route.TRANSCRIPT:
-            self.voice.on_transcript_message(message.topic, message.payload, message.received_ts)
+            self.voice.on_transcript_message(message.topic, message.payload, message.received_ts, message.retain)
         elif route is Route.NAV_STATE:
             self.voice.on_nav_state(message.topic, message.payload)
         elif route is Route.LISTEN:
@@ -291,7 +299,9 @@ class Daemon:
     # -- dead letters and metrics ---------------------------------------------------------------
 
     def deadletter(self, topic: str, payload: bytes, reason: str) -> None:
-        record = {"topic": topic, "reason": reason, "payload_b64": b64encode(payload[:65536]).decode("ascii")}
+        record = self.deadletters.admit(topic, payload, reason)  # rate and byte budgets
+        if record is None:
+            return
         self.bus.publish(self.topics.deadletter, json.dumps(record, ensure_ascii=False), qos=1)
         log.debug("dead letter from %s: %s", topic, reason)
 
@@ -324,6 +334,7 @@ class Daemon:
                 "state_save_errors": self.state.save_errors,
             },
             "components": {name: str(status) for name, status in components.items()},
+            "deadletters": asdict(self.deadletters.counters),
             "engine": self.engine.counters() if self.engine is not None and hasattr(self.engine, "counters") else {},
             **self.alerts.metrics(),
             **self.voice.metrics(),
@@ -369,6 +380,7 @@ async def run_daemon(settings: Settings, daemon: Daemon | None = None) -> None:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, first_signal, sig)
+    os.umask(0o077)  # state files (outbox, prompt caches, client id) are private to this user
     daemon = daemon if daemon is not None else Daemon(settings)
     await daemon.run(stop)
 

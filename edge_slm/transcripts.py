@@ -7,6 +7,7 @@ import uuid
 
 from edge_slm.errors import DecodeError
 from edge_slm.events import Transcript
+from edge_slm.sanitize import clean_text
 
 MAX_TRANSCRIPT_BYTES = 4096
 MAX_ID_CHARS = 128
@@ -32,8 +33,10 @@ def parse_transcript(payload: bytes, received_ts: float) -> Transcript:
     if raw_id is None or raw_id == "":
         transcript_id = uuid.uuid4().hex[:12]
     elif isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool):
-        transcript_id = str(raw_id)[:MAX_ID_CHARS]
+        transcript_id = clean_text(str(raw_id), MAX_ID_CHARS) or uuid.uuid4().hex[:12]
     else:
         raise DecodeError("transcript 'id' must be a string")
-    clean = " ".join(text.split())  # newlines and tabs are not instructions, just spaces
+    clean = clean_text(text, MAX_TRANSCRIPT_BYTES)  # newlines, bidi overrides, controls: just spaces
+    if not clean:
+        raise DecodeError("transcript needs a non-empty string 'text'")
     return Transcript(id=transcript_id, text=clean, source="mqtt", received_ts=received_ts)

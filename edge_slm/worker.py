@@ -17,6 +17,7 @@ import signal
 import time
 from typing import Any
 
+from edge_slm.bus.identity import default_client_id, secure_state_dir
 from edge_slm.bus.mqtt import InboundMessage, MqttBus
 from edge_slm.bus.topics import Topics
 from edge_slm.config import Settings
@@ -40,7 +41,9 @@ class PoolWorker:
         # or the broker would keep queueing requests for it (the node's retry covers the rest).
         self.bus = MqttBus(
             dataclasses.replace(settings.mqtt, clean_start=True),
-            client_id=settings.mqtt.client_id or f"edge-slm-worker-{self.node}",
+            client_id=default_client_id(
+                settings.mqtt.client_id, f"worker-{self.node}", secure_state_dir(settings.effective_state_dir)
+            ),
             status_topic=topics.status,
             subscriptions=[shared_request_filter(topics.prefix)],
             on_connected=lambda _session: self._publish_capacity(),

@@ -15,7 +15,7 @@ import logging
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +45,7 @@ class InboundMessage:
 class BusCounters:
     received: int = 0
     dropped_inbound: int = 0
+    dropped_inbound_bytes: int = 0  # of those, dropped because the inbox byte budget was spent
     published: int = 0
     publish_errors: int = 0
     connects: int = 0
@@ -59,7 +60,7 @@ class MqttBus:
         settings: MqttSettings,
         client_id: str,
         status_topic: str,
-        subscriptions: list[str],
+        subscriptions: Sequence[str | tuple[str, int]],  # a topic (QoS 1) or (topic, QoS)
         on_connected: Callable[[bool], None] | None = None,
         on_published: Callable[[int], None] | None = None,
     ) -> None:
@@ -84,8 +85,18 @@ class MqttBus:
         self._refused = False
         self._space = threading.Event()
         self._subscribe_mid = -1
+        self._inbox_bytes = 0  # payload bytes held in the inbox (byte budget: settings.inbound_queue_bytes)
+        self._bytes_lock = threading.Lock()
 
     # -- lifecycle ----------------------------------------------------------------------
+
+    @property
+    def client_id(self) -> str:
+        return self._client_id
+
+    def use_client_id(self, client_id: str) -> None:
+        """Before `start`: the id chosen at start-up (it may read the state directory)."""
+        self._client_id = client_id
 
     @property
     def connected(self) -> bool:
@@ -161,6 +172,7 @@ class MqttBus:
 
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = 0 if self._settings.clean_start else self._settings.session_expiry_s
+        props.MaximumPacketSize = self._settings.max_packet_bytes  # the broker drops larger packets for us
         return {"clean_start": self._settings.clean_start, "properties": props}
 
     def stop(self, timeout_s: float = 3.0) -> None:
@@ -236,9 +248,17 @@ class MqttBus:
                 break
             await self._inbox_event.wait()
         batch: list[InboundMessage] = []
+        taken_bytes = 0
         while self._inbox and len(batch) < max_items:
-            batch.append(self._inbox.popleft())
-        if len(self._inbox) < self._settings.inbound_queue_size // 2:
+            message = self._inbox.popleft()
+            taken_bytes += len(message.payload)
+            batch.append(message)
+        with self._bytes_lock:
+            self._inbox_bytes -= taken_bytes
+        if (
+            len(self._inbox) < self._settings.inbound_queue_size // 2
+            and self._inbox_bytes < self._settings.inbound_queue_bytes // 2
+        ):
             self._space.set()
         return batch
 
@@ -246,16 +266,22 @@ class MqttBus:
 
     def _handle_message(self, client: Any, userdata: Any, message: Any) -> None:
         self.counters.received += 1
-        if len(self._inbox) >= self._settings.inbound_queue_size:
+        size = len(message.payload)
+        if size > self._settings.inbound_queue_bytes:  # can never fit: drop at once
+            self._drop(client, message, by_bytes=True)
+            return
+        if len(self._inbox) >= self._settings.inbound_queue_size or self._over_byte_budget(size):
             # Backpressure: stop reading from the socket for a while (the broker holds what
             # follows); if the daemon is still behind, drop this one, ack it so it does not hold
             # the broker's in-flight quota, and count it.
             self._space.clear()
-            if not self._space.wait(BACKPRESSURE_WAIT_S) and len(self._inbox) >= self._settings.inbound_queue_size:
-                self.counters.dropped_inbound += 1
-                if message.qos > 0:
-                    client.ack(message.mid, message.qos)
+            if not self._space.wait(BACKPRESSURE_WAIT_S) and (
+                len(self._inbox) >= self._settings.inbound_queue_size or self._over_byte_budget(size)
+            ):
+                self._drop(client, message, by_bytes=self._over_byte_budget(size))
                 return
+        with self._bytes_lock:
+            self._inbox_bytes += size
         props = getattr(message, "properties", None)
         self._inbox.append(
             InboundMessage(
@@ -278,6 +304,17 @@ class MqttBus:
                 self._loop.call_soon_threadsafe(self._inbox_event.set)
             except RuntimeError:
                 pass  # loop closed during shutdown
+
+    def _over_byte_budget(self, size: int) -> bool:
+        return self._inbox_bytes + size > self._settings.inbound_queue_bytes
+
+    def _drop(self, client: Any, message: Any, by_bytes: bool) -> None:
+        """Drop an inbound message, ack it so it does not hold the broker's in-flight quota, count it."""
+        self.counters.dropped_inbound += 1
+        if by_bytes:
+            self.counters.dropped_inbound_bytes += 1
+        if message.qos > 0:
+            client.ack(message.mid, message.qos)
 
     def _handle_connect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         code = int(getattr(reason_code, "value", reason_code))
@@ -305,7 +342,8 @@ class MqttBus:
         )
         # `online` goes out once the broker has confirmed our subscriptions, so whoever waits
         # for it can publish right away without racing our SUBSCRIBE.
-        _, self._subscribe_mid = client.subscribe([(topic, 1) for topic in self._subscriptions])
+        topics = [(t, 1) if isinstance(t, str) else t for t in self._subscriptions]
+        _, self._subscribe_mid = client.subscribe(topics)
         if self._on_connected is not None and self._loop is not None:
             session_present = bool(getattr(flags, "session_present", True))
             self._loop.call_soon_threadsafe(self._on_connected, session_present)

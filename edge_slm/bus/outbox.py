@@ -3,14 +3,17 @@ replies, actions): SQLite in WAL mode. A message is written before it is publish
 the broker acknowledges it, replies and actions are deleted, while alerts and explanations
 are only marked acknowledged and kept for a redelivery window (see `acknowledge`).
 Whatever is unacknowledged is replayed after a reconnect or a restart, alerts first.
-Bounded by rows, bytes and age."""
+Bounded by rows, bytes and age; a kind may have a shorter age limit (`kind_ttl_s`: an action
+not delivered within minutes must not be replayed days later). The file is created 0600."""
 
 from __future__ import annotations
 
 import enum
 import logging
+import os
 import sqlite3
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,15 +61,19 @@ CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 
 class Outbox:
-    def __init__(self, path: Path, max_rows: int, max_bytes: int, ttl_s: float) -> None:
+    def __init__(
+        self, path: Path, max_rows: int, max_bytes: int, ttl_s: float, kind_ttl_s: Mapping[Kind, float] | None = None
+    ) -> None:
         self._path = path
         self._max_rows = max_rows
         self._max_bytes = max_bytes
         self._ttl_s = ttl_s
+        self._kind_ttl_s = {kind: min(ttl, ttl_s) for kind, ttl in (kind_ttl_s or {}).items()}
         self.evicted = 0
         self.expired = 0
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _create_private(path)
             self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a process crash
@@ -169,14 +176,19 @@ class Outbox:
         return out[:limit]
 
     def _expire(self) -> None:
-        cutoff = time.time() - self._ttl_s
+        now = time.time()
+        expired = 0
         try:
-            cur = self._db.execute("DELETE FROM outbox WHERE created_ts < ?", (cutoff,))
+            cur = self._db.execute("DELETE FROM outbox WHERE created_ts < ?", (now - self._ttl_s,))
+            expired += cur.rowcount
+            for kind, ttl_s in self._kind_ttl_s.items():
+                cur = self._db.execute("DELETE FROM outbox WHERE kind = ? AND created_ts < ?", (int(kind), now - ttl_s))
+                expired += cur.rowcount
         except sqlite3.Error as err:
             raise OutboxError(f"outbox expiry failed: {err}") from err
-        if cur.rowcount:
-            self.expired += cur.rowcount
-            log.warning("outbox: dropped %d messages older than %.0f s", cur.rowcount, self._ttl_s)
+        if expired:
+            self.expired += expired
+            log.warning("outbox: dropped %d messages past their time to live", expired)
             self._recount()
 
     def _make_room(self, incoming_bytes: int) -> None:
@@ -213,3 +225,16 @@ class Outbox:
             self._db.close()
         except sqlite3.Error:
             pass
+
+
+def _create_private(path: Path) -> None:
+    """The outbox holds contacts and destinations: its file is 0600 (SQLite gives its -wal and -shm
+    files the database file's mode). An existing file is tightened; a symlink is refused."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as err:
+        raise OutboxError(f"cannot open outbox {path}: {err}") from err
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)

@@ -12,6 +12,7 @@ import collections
 import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,8 +40,15 @@ class PublisherCounters:
 
 
 class DurablePublisher:
-    def __init__(self, bus: MqttBus, outbox: Outbox | None, replay_rate_per_s: float) -> None:
+    def __init__(
+        self,
+        bus: MqttBus,
+        outbox: Outbox | None,
+        replay_rate_per_s: float,
+        kind_ttl_s: Mapping[Kind, float] | None = None,  # the memory queue's age limits (the outbox has its own)
+    ) -> None:
         self._bus = bus
+        self._kind_ttl_s = dict(kind_ttl_s or {})
         self._outbox = outbox
         self._replay_interval_s = 1.0 / replay_rate_per_s
         self._in_flight: dict[int, int] = {}  # mid -> outbox row id (negative: memory queue)
@@ -84,7 +92,7 @@ class DurablePublisher:
                     self._outbox_error_logged = True
         row_id = self._next_memory_id
         self._next_memory_id -= 1
-        self._memory[row_id] = OutboxRow(row_id, kind, topic, data, qos, False, 0.0)
+        self._memory[row_id] = OutboxRow(row_id, kind, topic, data, qos, False, time.time())
         while len(self._memory) > MEMORY_QUEUE_LIMIT:
             self._memory.popitem(last=False)
             self.counters.memory_dropped += 1
@@ -164,6 +172,9 @@ class DurablePublisher:
             except OutboxError as err:
                 self.counters.outbox_errors += 1
                 log.warning("outbox: %s", err)
+        now = time.time()
+        for row in [r for r in self._memory.values() if now - r.created_ts > self._kind_ttl_s.get(r.kind, now)]:
+            del self._memory[row.row_id]  # an action past its time to live is never replayed
         rows += [r for r in self._memory.values() if r.row_id not in flying][: max(0, limit - len(rows))]
         rows.sort(key=lambda r: (r.kind, r.row_id if r.row_id > 0 else -r.row_id))
         return rows

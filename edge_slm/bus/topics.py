@@ -46,9 +46,12 @@ class Topics:
 
     # inbound: what the daemon subscribes to, and where each message goes (kept side by side)
     @property
-    def subscriptions(self) -> list[str]:
-        pooled = [self.llm_response] if self.pooled_model else []
-        return [self.telemetry_filter, self.transcript, self.nav_state, self.listen, *pooled]
+    def subscriptions(self) -> list[tuple[str, int]]:
+        """(filter, QoS). Voice commands at QoS 0: they are live only, so the broker does not queue
+        them for us while we are down (an hour-old "call mom" is no command)."""
+        pooled = [(self.llm_response, 1)] if self.pooled_model else []
+        live = [(self.transcript, 0), (self.listen, 0)]
+        return [(self.telemetry_filter, 1), (self.nav_state, 1), *live, *pooled]
 
     def route(self, topic: str) -> Route | None:
         """The flow for an inbound topic; None for anything the daemon did not subscribe to."""

@@ -29,6 +29,7 @@ from edge_slm.config import Settings
 from edge_slm.errors import DecodeError
 from edge_slm.events import Alert, Intent, Reply, Transcript
 from edge_slm.health import ComponentStatus, Health
+from edge_slm.intent.action_guard import ActionGuard, refused_reply_text
 from edge_slm.intent.answer import build_responder, reply_to
 from edge_slm.intent.recognizer import IntentRecognizer
 from edge_slm.intent.respond import Responder
@@ -82,6 +83,8 @@ class VoiceFlow:
         self.responder: Responder | None = None
         self.components: dict[str, ComponentStatus] = {}
         self.counters = VoiceCounters()
+        a = settings.actions
+        self.action_guard = ActionGuard(a.max_age_s, a.per_kind_limit, a.per_kind_window_s, a.remember_ids)
         self._microphone_waiting: collections.deque[Transcript] = collections.deque()
         self._bus_waiting: collections.deque[Transcript] = collections.deque()
         self._waiting_event = asyncio.Event()
@@ -159,11 +162,15 @@ class VoiceFlow:
 
     # -- inbound ------------------------------------------------------------------------------
 
-    def on_transcript_message(self, topic: str, payload: bytes, received_ts: float) -> None:
+    def on_transcript_message(self, topic: str, payload: bytes, received_ts: float, retained: bool = False) -> None:
         try:
             transcript = parse_transcript(payload, received_ts)
         except DecodeError as err:
             self._deadletter(topic, payload, str(err))
+            return
+        refused = self.action_guard.admit(transcript, retained=retained)  # a repeated id, a retained command
+        if refused:
+            self._deadletter(topic, payload, refused)
             return
         self._enqueue(transcript)
 
@@ -287,7 +294,10 @@ class VoiceFlow:
     def _publish_reply(self, transcript: Transcript, reply: Reply) -> None:
         if transcript.received_ts > 0:  # count the time it waited in the queue, not just the answering
             reply = dataclasses.replace(reply, latency_ms=(time.time() - transcript.received_ts) * 1000.0)
-        for action in reply.actions:
+        actions, refused = self.action_guard.filter_actions(transcript, reply.actions)  # stale, rate, dialer codes
+        if refused and not actions:
+            reply = dataclasses.replace(reply, text=refused_reply_text(refused))
+        for action in actions:
             self._publisher.send(Kind.ACTION, self._topics.action(action.kind), dict(action.payload))
             self.counters.actions += 1
         self._publisher.send(Kind.REPLY, self._topics.reply, reply.to_payload())
@@ -297,10 +307,11 @@ class VoiceFlow:
 
     def metrics(self) -> dict[str, Any]:
         out: dict[str, Any] = {
+            "action_guard": dataclasses.asdict(self.action_guard.counters),
             "voice_queue": {
                 "waiting": len(self._microphone_waiting) + len(self._bus_waiting),
                 "waiting_for_model": len(self._for_model),
-            }
+            },
         }
         if self._listener is not None:
             out["voice"] = dict(self._listener.counters())

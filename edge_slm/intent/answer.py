@@ -6,6 +6,7 @@ splits it: the fast tiers and `reply_to` on one worker, the model tier on anothe
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ from edge_slm.intent.rephrase import Rephraser
 from edge_slm.intent.respond import Responder, canonical_category
 from edge_slm.nav.poi import load_poi_index
 from edge_slm.nav.state import NavStateStore
+from edge_slm.sanitize import clean_slots
 
 if TYPE_CHECKING:
     from edge_slm.config import Settings
@@ -45,6 +47,7 @@ def reply_to(
     rephraser: Rephraser | None = None,
 ) -> Reply:
     """The grounded reply to an understood transcript; `latency_ms` counts from `started`."""
+    intent = dataclasses.replace(intent, slots=clean_slots(intent.slots))  # echoed on voice/reply: no bidi, bounded
     text, actions = responder.respond(intent)
     if rephraser is not None and intent.name != "unknown":
         text, _by_model = rephraser.rephrase(text)

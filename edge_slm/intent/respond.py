@@ -17,6 +17,7 @@ from edge_slm.intent.normalize import basic_words
 from edge_slm.intent.schema import IntentName
 from edge_slm.nav.poi import PoiIndex
 from edge_slm.nav.state import NavState, NavStateStore
+from edge_slm.sanitize import clean_text, is_safe_name, is_vehicle_signal
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +86,19 @@ def say_distance(metres: float) -> str:
 
 def clean_value(value: str) -> str:
     """An action payload value: printable, single-spaced, bounded."""
-    printable = "".join(ch if ch.isprintable() else " " for ch in value)
-    return " ".join(printable.split())[:MAX_ACTION_CHARS]
+    return clean_text(value, MAX_ACTION_CHARS)
+
+
+def spoken_alert(alert: Alert) -> str:
+    """What the driver hears for one alert. The summary is template text around the signal name, and
+    names come off the bus: it is spoken only when the signal and device are plain identifiers;
+    otherwise a fixed phrase without the name."""
+    if is_safe_name(alert.signal) and is_safe_name(alert.device):
+        summary = clean_text(alert.summary, 240).rstrip(". ")
+        if summary:
+            return summary
+        return f"{alert.signal} {alert.rule}" if is_safe_name(alert.rule) else alert.signal
+    return f"a {alert.severity.label} warning on a signal with an unusable name"
 
 
 def canonical_category(text: str, grammar: Grammar | None = None) -> str | None:
@@ -217,6 +229,13 @@ class Responder:
         poi, metres = found
         return f"The nearest {singular} is {poi.name}, {say_distance(metres)} away.", ()
 
+    def _is_vehicle_alert(self, alert: Alert) -> bool:
+        """The vehicle device's alerts; with no `voice.vehicle_device` set, alerts on VSS
+        `Vehicle.` signals only (a pump's or a stranger's alerts are never read to the driver)."""
+        if self._vehicle_device:
+            return alert.device == self._vehicle_device
+        return is_vehicle_signal(alert.signal)
+
     def _vehicle_status(self, intent: Intent) -> tuple[str, tuple[Action, ...]]:
         component = intent.slots.get("component", "")
         try:
@@ -227,15 +246,13 @@ class Responder:
         relevant = [
             a
             for a in alerts
-            if a.state is AlertState.FIRING
-            and (not self._vehicle_device or a.device == self._vehicle_device)
-            and component_matches(component, a)
+            if a.state is AlertState.FIRING and self._is_vehicle_alert(a) and component_matches(component, a)
         ]
         label = COMPONENT_LABELS.get(component, component)
         if not relevant:
             return (f"No active warnings for the {label}." if component else "No active warnings."), ()
         relevant.sort(key=lambda a: (-int(a.severity), a.ts))
-        spoken = [a.summary.rstrip(". ") or f"{a.signal} {a.rule}" for a in relevant[:MAX_ALERTS_SPOKEN]]
+        spoken = [spoken_alert(a) for a in relevant[:MAX_ALERTS_SPOKEN]]
         count = len(relevant)
         head = f"{count} active warning{'s' if count != 1 else ''}" + (f" for the {label}" if component else "")
         text = f"{head}: " + "; ".join(spoken)

@@ -180,6 +180,11 @@ class LlamaCppEngine:
         self._jobs.close()
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout_s)
+            if self._thread.is_alive():
+                # Still inside one native call: freeing the model under it would crash the process.
+                # Leave it to the process exit.
+                log.warning("model worker still busy after %.0f s; not freeing the model under it", timeout_s)
+                return
         try:
             self._llm.close()
         except Exception as err:  # pragma: no cover - best effort
@@ -433,7 +438,11 @@ class LlamaCppEngine:
         llm = self._llm
         if chat.common_prefix_len(llm.input_ids[: llm.n_tokens].tolist(), tokens) < len(tokens):
             llm.reset()
-            llm.eval(tokens)
+            chunk = max(32, self.settings.n_batch)
+            for start in range(0, len(tokens), chunk):  # a closing engine stops between chunks
+                if self._jobs.closed:
+                    raise ModelUnavailable("prefix preparation cancelled: the model engine is shutting down")
+                llm.eval(tokens[start : start + chunk])
         saved = False
         if save and path is not None:
             try:

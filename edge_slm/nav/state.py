@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge_slm.errors import DecodeError
+from edge_slm.sanitize import clean_text
 
 MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_TRAFFIC_ITEMS = 100
@@ -53,7 +54,10 @@ class NavState:
 def _number(value: Any, key: str, *, minimum: float | None = None, maximum: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise DecodeError(f"nav state: {key} must be a number")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # a JSON integer beyond float range (found by tools/fuzz.py)
+        raise DecodeError(f"nav state: {key} is too large") from None
     if not math.isfinite(number):
         raise DecodeError(f"nav state: {key} must be finite")
     if minimum is not None and number < minimum:
@@ -66,8 +70,7 @@ def _number(value: Any, key: str, *, minimum: float | None = None, maximum: floa
 def _text(value: Any, key: str) -> str:
     if not isinstance(value, str):
         raise DecodeError(f"nav state: {key} must be a string")
-    cleaned = " ".join(value.replace("\0", " ").split())
-    return cleaned[:MAX_TEXT_CHARS]
+    return clean_text(value, MAX_TEXT_CHARS)  # spoken in replies: no controls, bidi overrides or lone surrogates
 
 
 def parse_nav_state(payload: bytes | str | Mapping[str, Any], received_ts: float | None = None) -> NavState:

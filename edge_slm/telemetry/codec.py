@@ -14,6 +14,9 @@ MAX_SIGNALS = 1024
 MAX_SIGNAL_NAME = 256
 # Unix seconds stay below this until the year 5138; larger values are milliseconds or worse.
 MAX_TS = 1e11
+# A sample from further ahead than this (device clock skew, simulators running faster than real time)
+# is refused: event-time windows, cooldowns and the learned baseline would otherwise be pinned to the future.
+MAX_FUTURE_SKEW_S = 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +82,9 @@ def _decode_ts(raw: object, received_ts: float) -> float:
         raise DecodeError(f"'ts' must be a finite, non-negative number, got {raw!r}")
     if ts > MAX_TS:
         raise DecodeError(f"'ts' {raw!r} is too large for Unix seconds (milliseconds instead of seconds?)")
+    if received_ts > 0 and ts > received_ts + MAX_FUTURE_SKEW_S:
+        ahead_s = ts - received_ts
+        raise DecodeError(f"'ts' {raw!r} is {ahead_s:.0f} s in the future (more than {MAX_FUTURE_SKEW_S:.0f} s)")
     return ts
 
 

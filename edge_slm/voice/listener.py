@@ -21,6 +21,7 @@ asr_backlog_blocks (now). `status()`: the last state per component.
 
 from __future__ import annotations
 
+import collections
 import enum
 import logging
 import threading
@@ -100,6 +101,7 @@ class VoiceListener:
         self._utt_start_s = 0.0
         self._window_until = 0.0
         self._window_before_utt = 0.0
+        self._window_opens: collections.deque[float] = collections.deque()  # push-to-talk opens, last minute
         self._backlog = 0
         self._lock = threading.Lock()
         self._status: dict[str, ComponentStatus] = {}
@@ -116,6 +118,7 @@ class VoiceListener:
                 "discarded_utterances",
                 "ignored_utterances",
                 "wake_detections",
+                "listen_refused",
                 "asr_dropped_blocks",
                 "device_opens",
                 "device_losses",
@@ -143,10 +146,25 @@ class VoiceListener:
             self._executor = None
         self._close_source()
 
-    def open_listen_window(self, duration_s: float | None = None) -> None:
-        """Push-to-talk / wake: the next utterance starting within the window is a command."""
+    def open_listen_window(self, duration_s: float | None = None, *, from_bus: bool = True) -> bool:
+        """Push-to-talk / wake: the next utterance starting within the window is a command.
+
+        Any client may publish `voice/listen`, so an open window is never extended and at most
+        `voice.listen_max_per_min` windows open per minute from the bus (the wake phrase is local).
+        Returns whether a window was opened."""
+        now = time.monotonic()
+        if now < self._window_until:
+            return False
+        if from_bus:
+            while self._window_opens and now - self._window_opens[0] > 60.0:
+                self._window_opens.popleft()
+            if len(self._window_opens) >= self.settings.listen_max_per_min:
+                self._count("listen_refused")
+                return False
+            self._window_opens.append(now)
         window = self.settings.listen_window_s if duration_s is None else duration_s
-        self._window_until = time.monotonic() + window
+        self._window_until = now + min(window, self.settings.listen_window_s)
+        return True
 
     @property
     def listening(self) -> bool:
@@ -359,7 +377,7 @@ class VoiceListener:
             if spotted:
                 self._count("wake_detections")
                 log.info("wake phrase heard (confidence %.2f)", confidence)
-                self.open_listen_window()
+                self.open_listen_window(from_bus=False)
             return
         result = self._recognizer.end_utterance()
         if result.empty:

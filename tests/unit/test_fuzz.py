@@ -11,8 +11,13 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from edge_slm.bus.topics import TopicError, Topics
-from edge_slm.config import load_settings
+from edge_slm.config import IntentSettings, load_settings
 from edge_slm.errors import ConfigError, DecodeError
+from edge_slm.intent.action_guard import ActionGuard, is_dialer_code
+from edge_slm.intent.answer import answer
+from edge_slm.intent.recognizer import IntentRecognizer
+from edge_slm.intent.respond import Responder
+from edge_slm.nav.state import NavStateStore
 from edge_slm.telemetry.codec import decode_telemetry
 from edge_slm.transcripts import parse_transcript
 
@@ -94,6 +99,53 @@ def test_transcripts(payload: bytes) -> None:
         assert str(err)
         return
     assert transcript.text.strip() and "\n" not in transcript.text
+
+
+hostile_text = st.text(alphabet=st.sampled_from([*"abcmo *#+;,.0123456789", "\u202e", "\u200b", "\x00", "\n"]))
+commands = st.tuples(st.sampled_from(["call", "navigate to", "take me to", "add", "check the"]), hostile_text).map(
+    lambda vt: {"text": f"{vt[0]} {vt[1]}", "id": vt[1][:8] or None}
+)
+_NAV = NavStateStore()
+_RESPONDER = Responder(_NAV, None, list, "")
+_RECOGNIZER = IntentRecognizer(IntentSettings(model_fallback=False), None)
+
+
+@seed(1234)
+@FUZZ
+@given(commands | json_value)
+def test_transcripts_answered_cleanly_and_never_dial_codes(doc: object) -> None:
+    try:
+        transcript = parse_transcript(_dumps(doc), NOW)
+    except DecodeError:
+        return
+    reply = answer(transcript, _RECOGNIZER, _RESPONDER)
+    actions, _ = ActionGuard(clock=lambda: NOW).filter_actions(transcript, reply.actions)
+    for text in [reply.text, reply.transcript, *reply.intent.slots.values()]:
+        assert not any(ch in text for ch in "\u202e\u200b\x00\n"), text
+    assert all(len(v) <= 200 for v in reply.intent.slots.values())
+    assert not any(a.kind == "call" and is_dialer_code(a.payload["contact"]) for a in actions)
+
+
+nav_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "destination": json_value,
+        "eta_s": json_value | st.integers(min_value=-(10**400), max_value=10**400),
+        "distance_m": json_value,
+        "position": json_value | st.fixed_dictionaries({"lat": json_value, "lon": json_value}),
+        "traffic": json_value | st.lists(st.fixed_dictionaries({"description": json_value, "delay_s": json_value})),
+    },
+)
+
+
+@seed(1234)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(nav_like.map(_dumps) | st.binary(max_size=200))
+def test_nav_state_fails_only_with_decode_error(payload: bytes) -> None:
+    try:
+        NavStateStore().update(payload)
+    except DecodeError as err:
+        assert str(err)
 
 
 toml_scalar = st.one_of(

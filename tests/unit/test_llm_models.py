@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import http.server
+import json
 import os
 import re
 import threading
@@ -19,7 +20,7 @@ from edge_slm.errors import ModelError
 from edge_slm.llm import models
 from edge_slm.llm.models import DownloadError, KnownModel, download_file, pull, resolve_model
 
-PAYLOAD = os.urandom(300_000) + b"end"
+PAYLOAD = b"GGUF" + os.urandom(300_000) + b"end"
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
 
 
@@ -132,13 +133,19 @@ def test_pull_hub_model_uses_env_base_url(
     monkeypatch.setenv(models.HUB_URL_ENV, base)
     entry = KnownModel("test-hub", "model.gguf", "hub", None, None, 1, "test", repo="org/repo-GGUF")
     monkeypatch.setitem(models.KNOWN_MODELS, entry.name, entry)
+    # not pinned here: the hash comes from the hub's metadata API (the tree listing's LFS oid)
+    tree = [{"type": "file", "path": "model.gguf", "size": len(PAYLOAD), "lfs": {"oid": SHA, "size": len(PAYLOAD)}}]
+    handler.files["main"] = json.dumps(tree).encode()
     path = pull("test-hub", tmp_path, progress=False)
     assert path == tmp_path / "model.gguf" and path.read_bytes() == PAYLOAD
-    assert handler.log[0][0] == "/org/repo-GGUF/resolve/main/model.gguf"
-    assert models.recorded_sha256(path) == SHA  # recorded because the registry has no pin
+    assert [p for p, _ in handler.log] == [
+        "/api/models/org/repo-GGUF/tree/main",
+        "/org/repo-GGUF/resolve/main/model.gguf",
+    ]
+    assert models.recorded_sha256(path) == SHA  # recorded: it came from the hub's metadata
     # Second pull: verified from the cache, no request.
     pull("test-hub", tmp_path, progress=False)
-    assert len(handler.log) == 1
+    assert len(handler.log) == 2
     # Pinned with the wrong checksum: refused.
     bad = dataclasses.replace(entry, name="test-bad", file_name="model.gguf", sha256="f" * 64)
     monkeypatch.setitem(models.KNOWN_MODELS, bad.name, bad)

@@ -54,6 +54,6 @@ def test_every_subscription_has_a_route(topic: str, route: Route | None) -> None
 
 def test_subscriptions_cover_every_route() -> None:
     pooled = Topics("edge", "node-1", pooled_model=True)
-    routed = {pooled.route(f.replace("+", "x")) for f in pooled.subscriptions}
+    routed = {pooled.route(f.replace("+", "x")) for f, _qos in pooled.subscriptions}
     assert routed == set(Route)
     assert T.route("edge/llm/response/node-1") is None  # only a pooled node listens for answers

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import http.server
 import io
+import json
+import stat
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -34,11 +37,22 @@ def model_zip(top: str, members: dict[str, bytes] | None = None) -> bytes:
     return buf.getvalue()
 
 
+def model_list(files: dict[str, bytes]) -> bytes:
+    entries = [
+        {"name": path.rsplit("/", 1)[-1].removesuffix(".zip"), "md5": hashlib.md5(data).hexdigest(), "size": len(data)}
+        for path, data in files.items()
+        if path.endswith(".zip")
+    ]
+    return json.dumps(entries).encode()
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     files: dict[str, bytes] = {}  # noqa: RUF012 - test server state
 
     def do_GET(self) -> None:
         data = self.files.get(self.path)
+        if data is None and self.path.endswith("/model-list.json"):  # the publisher's checksums of what is served
+            data = model_list(self.files)
         if data is None:
             self.send_error(404)
             return
@@ -115,6 +129,39 @@ def test_download_from_env_base_url(tmp_path: Path, server: str, monkeypatch: py
 def test_download_failures_are_model_errors(tmp_path: Path, server: str, files: dict[str, bytes], match: str) -> None:
     _Handler.files = files
     with pytest.raises(ModelError, match=match):
+        download(NAME, tmp_path, base_url=server)
+    assert not (tmp_path / NAME).exists()
+
+
+def test_download_refuses_a_checksum_mismatch_and_a_missing_checksum(tmp_path: Path, server: str) -> None:
+    good, evil = model_zip(NAME), model_zip(NAME, {f"{NAME}/am/final.mdl": b"evil", f"{NAME}/conf/m.conf": b"x"})
+    _Handler.files = {f"/models/{NAME}.zip": good}
+    listed = model_list(_Handler.files)
+    _Handler.files = {f"/models/{NAME}.zip": evil, "/models/model-list.json": listed}
+    with pytest.raises(ModelError, match="does not match the published md5"):
+        download(NAME, tmp_path, base_url=server)
+    _Handler.files = {f"/models/{NAME}.zip": good, "/models/model-list.json": b"[]"}
+    with pytest.raises(ModelError, match="lists no md5"):
+        download(NAME, tmp_path, base_url=server)
+    assert not (tmp_path / NAME).exists()
+
+
+def test_download_refuses_symlink_members_and_zip_bombs(tmp_path: Path, server: str) -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for member, data in {f"{NAME}/am/final.mdl": b"mdl", f"{NAME}/conf/model.conf": b"x"}.items():
+            zf.writestr(member, data)
+        link = zipfile.ZipInfo(f"{NAME}/conf/link")
+        link.external_attr = (stat.S_IFLNK | 0o777) << 16
+        zf.writestr(link, "/etc/passwd")
+    _Handler.files = {f"/models/{NAME}.zip": buf.getvalue()}
+    with pytest.raises(ModelError, match="symlink member"):
+        download(NAME, tmp_path, base_url=server)
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(f"{NAME}/am/final.mdl", b"\0" * (20 * 1024 * 1024))
+    _Handler.files = {f"/models/{NAME}.zip": bomb.getvalue()}
+    with pytest.raises(ModelError, match="would unpack"):
         download(NAME, tmp_path, base_url=server)
     assert not (tmp_path / NAME).exists()
 

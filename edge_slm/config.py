@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_slm.errors import ConfigError
+from edge_slm.telemetry.filters import filter_error
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,10 @@ class MqttSettings:
     reconnect_max_s: float = 30.0
     inbound_queue_size: int = 10000
     metrics_interval_s: float = 30.0
+    # Telemetry topic filters this process subscribes to; empty: `{prefix}/telemetry/+`. Several
+    # ingest workers on one board each take a device group (README: several ingest workers).
+    telemetry_filters: tuple[str, ...] = ()
+    watch_broker_drops: bool = True  # follow Mosquitto's $SYS dropped-message count (metrics, log)
 
 
 @dataclass(frozen=True)
@@ -273,6 +278,9 @@ def _validate(settings: Settings) -> None:
     prefix = settings.mqtt.topic_prefix
     if not prefix or any(c in prefix for c in "+#\0") or "" in prefix.split("/"):
         raise ConfigError("mqtt.topic_prefix", f"must be a topic without wildcards or empty levels, got {prefix!r}")
+    for topic_filter in settings.mqtt.telemetry_filters:
+        if error := filter_error(prefix, topic_filter):
+            raise ConfigError("mqtt.telemetry_filters", error)
     vehicle = settings.voice.vehicle_device
     if any(c in vehicle for c in "+#/\0"):
         raise ConfigError("voice.vehicle_device", f"must be a device id without + # / or NUL, got {vehicle!r}")

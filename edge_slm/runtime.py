@@ -23,6 +23,7 @@ from dataclasses import asdict
 from typing import Any
 
 from edge_slm import metrics
+from edge_slm.bus.handoff import CallQueue
 from edge_slm.bus.mqtt import InboundMessage, MqttBus
 from edge_slm.bus.outbox import Kind, Outbox, OutboxError
 from edge_slm.bus.publisher import DurablePublisher
@@ -34,6 +35,7 @@ from edge_slm.detect.rules import load_rules
 from edge_slm.errors import DecodeError
 from edge_slm.events import Alert, AlertState, Explanation, Reply, Transcript
 from edge_slm.features import Features, build_features
+from edge_slm.telemetry.filters import telemetry_filters
 from edge_slm.telemetry.pipeline import TelemetryPipeline
 from edge_slm.transcripts import parse_transcript
 
@@ -42,6 +44,13 @@ log = logging.getLogger(__name__)
 POLICY_STATE_KEY = "alert_policy"
 LEARNED_STATE_KEY = "detector_learned"
 LEARNED_SAVE_INTERVAL_S = 60.0
+# Firing-alert state is saved once per loop turn that changed it (after the batch being
+# judged, or the consume loop's next yield), not once per alert: a flood of N alerts would
+# otherwise serialize N x N alerts. The policy keeps each alert's saved form, so a save is
+# one dump of the firing set.
+# The consume loop yields to the event loop after this much work in one go (timers, PUBACKs,
+# SIGTERM keep running during a long burst).
+CONSUME_SLICE_S = 0.02
 
 
 class Daemon:
@@ -58,13 +67,14 @@ class Daemon:
             client_id=settings.mqtt.client_id or f"edge-slm-{settings.effective_node_id}",
             status_topic=self.topics.status,
             subscriptions=[
-                self.topics.telemetry_filter,
+                *telemetry_filters(self.topics.prefix, settings.mqtt.telemetry_filters),
                 self.topics.transcript,
                 self.topics.nav_state,
                 self.topics.listen,
             ],
             on_connected=self._on_connected,
             on_published=self._on_published,
+            watch_broker_drops=settings.mqtt.watch_broker_drops,
         )
         self.publisher = DurablePublisher(self.bus, self.outbox, settings.outbox.replay_rate_per_s)
         self.telemetry = TelemetryPipeline(self.topics, self.detector, self.policy, self._on_alert, self._deadletter)
@@ -79,6 +89,8 @@ class Daemon:
             "state_save_errors": 0,
         }
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._calls: CallQueue | None = None
+        self._policy_save_handle: asyncio.Handle | None = None
         self._closed = False
         self._voice_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="intent")
         self._started_ts = time.time()
@@ -133,7 +145,14 @@ class Daemon:
             self._save_learned()
 
     def _save_policy(self) -> None:
+        if self._policy_save_handle is not None:
+            self._policy_save_handle.cancel()
+            self._policy_save_handle = None
         self._save_state(POLICY_STATE_KEY, self.policy.snapshot, "alert state")
+
+    def _save_policy_soon(self) -> None:
+        if self._policy_save_handle is None and self._loop is not None:
+            self._policy_save_handle = self._loop.call_soon(self._save_policy)
 
     def _save_state(self, key: str, snapshot: Callable[[], Any], what: str) -> None:
         """Best effort: a failed save is counted and logged, never raised."""
@@ -149,6 +168,8 @@ class Daemon:
 
     async def run(self, stop: asyncio.Event) -> None:
         self._loop = asyncio.get_running_loop()
+        self._calls = CallQueue(self._loop)
+        self._calls.waker.bind_to_current_thread()
         self.bus.start(self._loop)
         tasks = [
             asyncio.create_task(self._consume(), name="inbound"),
@@ -182,9 +203,14 @@ class Daemon:
 
     async def _consume(self) -> None:
         telemetry_head = f"{self.topics.prefix}/telemetry/"
+        clock = time.perf_counter
         while True:
             batch = await self.bus.next_batch()
+            slice_start = clock()
             for message in batch:
+                if clock() - slice_start > CONSUME_SLICE_S:
+                    await asyncio.sleep(0)
+                    slice_start = clock()
                 try:
                     if message.topic.startswith(telemetry_head):
                         self.telemetry.handle(message.topic, message.payload, message.received_ts)
@@ -203,8 +229,8 @@ class Daemon:
     def _on_connected(self, session_present: bool) -> None:
         self.publisher.on_connected(session_present)
 
-    def _on_published(self, mid: int) -> None:
-        self.publisher.on_published(mid)
+    def _on_published(self, mids: list[int]) -> None:
+        self.publisher.on_published_batch(mids)
 
     # -- alerts ------------------------------------------------------------------------
 
@@ -215,7 +241,7 @@ class Daemon:
             log.warning("alert for unusable device id %r: %s", alert.device, err)
             return
         self.publisher.send(Kind.ALERT, topic, alert.to_payload())
-        self._save_policy()
+        self._save_policy_soon()
         log.info(
             "alert %s %s %s %s=%g (%s)",
             alert.state.value,
@@ -337,6 +363,7 @@ class Daemon:
             "publisher": asdict(self.publisher.counters),
             "mqtt": asdict(self.bus.counters),
             "late_samples": self.detector.late_samples,
+            "ingest": self.bus.metrics(),
             "counters": dict(self.counters),
             "components": dict(self._component_status),
             **self.features.metrics(),
@@ -349,12 +376,10 @@ class Daemon:
             self.bus.publish(self.topics.metrics, json.dumps(self.metrics_snapshot()), qos=1)
 
     def _call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
-        if self._closed or self._loop is None or self._loop.is_closed():
+        """From any thread: one loop wake-up per burst (bus/handoff.py), never one per call."""
+        if self._closed or self._calls is None or self._loop is None or self._loop.is_closed():
             return
-        try:
-            self._loop.call_soon_threadsafe(fn, *args)
-        except RuntimeError:
-            pass  # loop closing during shutdown
+        self._calls.post(fn, *args)
 
 
 async def run_daemon(settings: Settings, features: Features | None = None) -> None:

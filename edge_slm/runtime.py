@@ -9,6 +9,7 @@ Flows:
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import dataclasses
 import functools
@@ -21,6 +22,8 @@ from base64 import b64encode
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
+
+import orjson
 
 from edge_slm import metrics
 from edge_slm.bus.handoff import CallQueue
@@ -45,12 +48,14 @@ POLICY_STATE_KEY = "alert_policy"
 LEARNED_STATE_KEY = "detector_learned"
 LEARNED_SAVE_INTERVAL_S = 60.0
 # Firing-alert state is saved once per loop turn that changed it (after the batch being
-# judged, or the consume loop's next yield), not once per alert: a flood of N alerts would
-# otherwise serialize N x N alerts. The policy keeps each alert's saved form, so a save is
-# one dump of the firing set.
+# judged, or the consume loop's next yield), and during a flood at most every
+# POLICY_SAVE_MIN_INTERVAL_S, not once per alert: a flood of N alerts would otherwise
+# serialize N x N alerts. The policy keeps each alert's saved form, so a save is one dump.
+POLICY_SAVE_MIN_INTERVAL_S = 0.25
 # The consume loop yields to the event loop after this much work in one go (timers, PUBACKs,
 # SIGTERM keep running during a long burst).
 CONSUME_SLICE_S = 0.02
+ALERTS_PER_SLICE = 16
 
 
 class Daemon:
@@ -90,7 +95,8 @@ class Daemon:
         }
         self._loop: asyncio.AbstractEventLoop | None = None
         self._calls: CallQueue | None = None
-        self._policy_save_handle: asyncio.Handle | None = None
+        self._policy_save_handle: asyncio.TimerHandle | None = None
+        self._policy_saved_ts = 0.0
         self._closed = False
         self._voice_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="intent")
         self._started_ts = time.time()
@@ -146,20 +152,22 @@ class Daemon:
 
     def _save_policy(self) -> None:
         if self._policy_save_handle is not None:
-            self._policy_save_handle.cancel()
+            self._policy_save_handle.cancel()  # a no-op when this is that handle running
             self._policy_save_handle = None
+        self._policy_saved_ts = time.monotonic()
         self._save_state(POLICY_STATE_KEY, self.policy.snapshot, "alert state")
 
     def _save_policy_soon(self) -> None:
         if self._policy_save_handle is None and self._loop is not None:
-            self._policy_save_handle = self._loop.call_soon(self._save_policy)
+            wait_s = self._policy_saved_ts + POLICY_SAVE_MIN_INTERVAL_S - time.monotonic()
+            self._policy_save_handle = self._loop.call_later(max(0.0, wait_s), self._save_policy)
 
     def _save_state(self, key: str, snapshot: Callable[[], Any], what: str) -> None:
         """Best effort: a failed save is counted and logged, never raised."""
         if self.outbox is None:
             return
         try:
-            self.outbox.save_state(key, json.dumps(snapshot()))
+            self.outbox.save_state(key, orjson.dumps(snapshot()).decode())
         except OutboxError as err:
             self.counters["state_save_errors"] += 1
             log.debug("%s not saved: %s", what, err)
@@ -188,11 +196,12 @@ class Daemon:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            self.telemetry.emit_queued(1 << 30)  # alerts judged before the stop still go out
             # Closing the model fails its queued work, so pending explanations resolve to
             # templates now and go into the outbox (sent now, or replayed at the next start).
             self.features.close()
             await asyncio.sleep(0.2)
-            await self.publisher.drain(timeout_s=2.0)
+            await self.publisher.drain(timeout_s=1.0)  # what is left stays in the outbox for the next start
             self._save_policy()
             self._save_learned()
             self._closed = True  # late callbacks from worker threads are dropped from here on
@@ -204,6 +213,7 @@ class Daemon:
     async def _consume(self) -> None:
         telemetry_head = f"{self.topics.prefix}/telemetry/"
         clock = time.perf_counter
+        self.telemetry.alert_queue = collections.deque()
         while True:
             batch = await self.bus.next_batch()
             slice_start = clock()
@@ -223,7 +233,12 @@ class Daemon:
                 except Exception:  # one bad message must never stop the daemon
                     log.exception("failed to handle a message on %s", message.topic)
                 finally:
-                    self.bus.ack(message)
+                    self.bus.ack(message)  # PUBACKs go out at the next batch, after these alerts
+                # A message can raise hundreds of alerts: publish them in slices, yielding between.
+                while self.telemetry.emit_queued(ALERTS_PER_SLICE):
+                    if clock() - slice_start > CONSUME_SLICE_S:
+                        await asyncio.sleep(0)
+                        slice_start = clock()
             await asyncio.sleep(0)  # let publishing and timers run between batches
 
     def _on_connected(self, session_present: bool) -> None:

@@ -96,6 +96,17 @@ class DurablePublisher:
 
     def on_published_batch(self, mids: list[int]) -> None:
         """PUBACKs handed over from the network thread, one batch per loop wake-up."""
+        if self._outbox is not None and len(mids) > 1:
+            try:
+                with self._outbox.transaction():  # one commit for the batch
+                    self._acknowledge(mids)
+            except OutboxError as err:
+                self.counters.outbox_errors += 1
+                log.warning("outbox: %s", err)
+        else:
+            self._acknowledge(mids)
+
+    def _acknowledge(self, mids: list[int]) -> None:
         for mid in mids:
             waiter = self._ack_waiters.pop(mid, None)
             if waiter is not None and not waiter.done():

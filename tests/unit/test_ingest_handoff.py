@@ -94,7 +94,9 @@ def test_telemetry_filters_are_checked(topic_filter: str, ok: bool) -> None:
 
 def test_telemetry_filters_default_and_config() -> None:
     assert telemetry_filters("edge", ()) == ["edge/telemetry/+"]
-    settings = load_settings(None, "generic", environ={}, cli_overrides={"mqtt": {"telemetry_filters": ["edge/telemetry/a"]}})
+    settings = load_settings(
+        None, "generic", environ={}, cli_overrides={"mqtt": {"telemetry_filters": ["edge/telemetry/a"]}}
+    )
     assert settings.mqtt.telemetry_filters == ("edge/telemetry/a",)
     with pytest.raises(ConfigError, match="telemetry_filters"):
         load_settings(None, "generic", environ={}, cli_overrides={"mqtt": {"telemetry_filters": ["edge/#"]}})

@@ -186,3 +186,40 @@ def test_an_alert_flood_does_not_stall_the_loop(tmp_path: Path, broker: Any) -> 
     finally:
         pub.loop_stop()
         rec.close()
+
+
+def test_two_ingest_workers_split_the_devices_by_topic_filter(tmp_path: Path, broker: Any) -> None:
+    rec = Recorder(broker.port, ["edge/alerts/+"])
+    pub = publisher(broker.port)
+    workers = [
+        InProcessDaemon(
+            daemon_settings(
+                broker.port,
+                tmp_path / name,
+                node_id=name,
+                mqtt={"telemetry_filters": filters},
+            )
+        )
+        for name, filters in (
+            ("ingest-a", ["edge/telemetry/pump-1", "edge/telemetry/pump-2"]),
+            ("ingest-b", ["edge/telemetry/press-7"]),
+        )
+    ]
+    try:
+        with workers[0] as a, workers[1] as b:
+            for device in ("pump-1", "press-7"):
+                for payload in vibration_fault(T0):
+                    pub.publish(f"edge/telemetry/{device}", payload, qos=1)
+            for i in range(20):
+                pub.publish(*normal(i, 2), qos=1)  # pump-0 (nobody's) and pump-1 (worker a's)
+            assert rec.wait_for(lambda: len(rec.json_on("edge/alerts/")) >= 2, 15)
+            time.sleep(0.5)
+            handled_a = a.daemon.telemetry.counters.messages
+            handled_b = b.daemon.telemetry.counters.messages
+        firing = sorted(a["device"] for a in rec.json_on("edge/alerts/") if a["state"] == "firing")
+        assert firing == ["press-7", "pump-1"]
+        assert handled_a == 3 + 10  # its fault and its normal samples, not press-7's or pump-0's
+        assert handled_b == 3
+    finally:
+        pub.loop_stop()
+        rec.close()

@@ -20,6 +20,8 @@ from edge_slm.telemetry.codec import decode_telemetry
 
 log = logging.getLogger(__name__)
 
+MAX_CACHED_TOPICS = 10_000
+
 
 @dataclass
 class TelemetryCounters:
@@ -51,11 +53,17 @@ class TelemetryPipeline:
         # When set (the daemon's consume loop), alerts are queued here instead of handed to
         # `on_alert` at once, so the loop can publish a flood of them in slices and yield between.
         self.alert_queue: collections.deque[Alert] | None = None
+        self._devices: dict[str, str] = {}  # validated telemetry topic -> device id
 
     def handle(self, topic: str, payload: bytes, received_ts: float) -> None:
         self.counters.messages += 1
         try:
-            device = self._topics.device_from_telemetry_topic(topic)
+            device = self._devices.get(topic)
+            if device is None:
+                device = self._topics.device_from_telemetry_topic(topic)
+                if len(self._devices) >= MAX_CACHED_TOPICS:
+                    self._devices.clear()  # bounded: a sender inventing device ids only costs re-validation
+                self._devices[topic] = device
             decoded = decode_telemetry(device, payload, received_ts)
         except (TopicError, DecodeError) as err:
             self._reject(topic, payload, str(err))

@@ -146,7 +146,9 @@ class MqttBus:
         kwargs: dict[str, Any] = {"client_id": self._client_id, "protocol": protocol, "manual_ack": True}
         if not self._use_v5:
             kwargs["clean_session"] = s.clean_start
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, **kwargs)
+        from edge_slm.bus.paho_buffered import BufferedClient  # paho itself, reading in 64 KiB gulps
+
+        client = BufferedClient(mqtt.CallbackAPIVersion.VERSION2, **kwargs)
         # paho logs every publish attempted while disconnected at ERROR; this adapter reports
         # connection state itself, so paho's own lines are for debugging only.
         # Only when debugging: paho formats a log call per packet otherwise (3% of ingest).

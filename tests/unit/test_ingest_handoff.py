@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, seed, settings
@@ -132,3 +133,28 @@ def _outcome(decode: object, payload: bytes) -> object:
 def test_the_fast_codec_accepts_and_rejects_exactly_like_the_reference(doc: object) -> None:
     payload = doc if isinstance(doc, bytes) else json.dumps(doc, allow_nan=True).encode()
     assert _outcome(codec.decode_telemetry, payload) == _outcome(codec._decode_reference, payload)
+
+
+def test_the_buffered_socket_serves_paho_reads_from_one_recv_and_says_what_is_pending() -> None:
+    import socket
+
+    from edge_slm.bus.paho_buffered import BufferedSocket
+
+    left, right = socket.socketpair()
+    try:
+        left.setblocking(False)
+        sock = BufferedSocket(left)
+        with pytest.raises(BlockingIOError):
+            sock.recv(1)  # nothing yet: paho sees "try again"
+        right.sendall(b"\x30\x05hello\x30\x02hi")  # two packets in one segment
+        time.sleep(0.01)
+        assert sock.recv(1) == b"\x30" and sock.pending() == 10
+        assert sock.recv(1) == b"\x05" and sock.recv(5) == b"hello"
+        assert sock.recv(1) == b"\x30" and sock.recv(1) == b"\x02"
+        assert sock.recv(10) == b"hi" and sock.pending() == 0  # a short read, as a socket gives
+        assert sock.fileno() == left.fileno()  # everything else is the socket's
+        right.close()
+        time.sleep(0.01)
+        assert sock.recv(1) == b""  # EOF reaches paho as it is
+    finally:
+        left.close()

@@ -91,9 +91,6 @@ class DurablePublisher:
             self.counters.memory_dropped += 1
         return row_id
 
-    def on_published(self, mid: int) -> None:
-        self.on_published_batch([mid])
-
     def on_published_batch(self, mids: list[int]) -> None:
         """PUBACKs handed over from the network thread, one batch per loop wake-up."""
         if self._outbox is not None and len(mids) > 1:

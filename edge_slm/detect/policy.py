@@ -38,14 +38,12 @@ class AlertPolicy:
         # Persisted form of each firing alert, built once per change (not once per save), so a
         # snapshot during an alert flood costs a list copy, not a re-serialization of every alert.
         self._firing_saved: dict[AlertKey, dict[str, Any]] = {}
-        self.changes = 0  # bumped on every change of persisted state (the daemon saves when it moved)
 
     def firing(self, device: str | None = None) -> list[Alert]:
         return [a for a in self._firing_view if device is None or a.device == device]
 
     def _changed(self, key: AlertKey | None = None) -> None:
         """`key`: the one alert that changed (None: rebuild everything, after a restore)."""
-        self.changes += 1
         if key is None:
             self._firing_saved = {k: _alert_to_dict(a) for k, a in self._firing.items()}
         elif key in self._firing:

@@ -158,3 +158,25 @@ def test_the_buffered_socket_serves_paho_reads_from_one_recv_and_says_what_is_pe
         assert sock.recv(1) == b""  # EOF reaches paho as it is
     finally:
         left.close()
+
+
+def test_the_policy_snapshot_built_per_change_equals_a_full_rebuild() -> None:
+    from edge_slm.detect.policy import AlertPolicy, _alert_to_dict
+    from edge_slm.events import Finding, Severity
+
+    def finding(device: str, severity: Severity, firing: bool, ts: float) -> Finding:
+        return Finding(device, "temp", "heat", severity, firing, 90.0, ts, 100.0, "hot", "cool it", "")
+
+    policy = AlertPolicy(cooldown_s=0.0)
+    for i in range(50):
+        policy.apply(finding(f"d{i}", Severity.WARNING, True, 100.0 + i))
+    for i in range(0, 50, 3):
+        policy.apply(finding(f"d{i}", Severity.CRITICAL, True, 200.0))  # escalated in place
+    for i in range(0, 50, 5):
+        policy.apply(finding(f"d{i}", Severity.INFO, False, 300.0))  # resolved
+    policy.apply(finding("d0", Severity.WARNING, True, 400.0))  # fires again
+    rebuilt = [_alert_to_dict(alert) for alert in policy.firing()]
+    assert policy.snapshot()["firing"] == rebuilt
+    restored = AlertPolicy(cooldown_s=0.0)
+    restored.restore(policy.snapshot())
+    assert restored.snapshot() == policy.snapshot()

@@ -35,10 +35,12 @@ BACKPRESSURE_WAIT_S = 5.0
 MAX_RECEIVE_MAXIMUM = 65535
 # Mosquitto's count of messages it dropped for full client queues / in-flight windows.
 BROKER_DROPPED_TOPIC = "$SYS/broker/publish/messages/dropped"
-# After a batch, the consumer lets the network thread collect messages this long before it
-# asks to be woken again: at high rates that turns a loop wake-up per message into one per
-# batch, for at most this much added latency.
+# After a batch of several messages (a burst), the consumer lets the network thread collect
+# messages this long before it asks to be woken again: that turns a loop wake-up per message
+# into one per batch, for at most this much added latency. After a single message (a quiet
+# bus) it waits at once.
 COALESCE_S = 0.001
+ACK_WAKE_BATCH = 64  # judged messages whose PUBACKs wake paho's thread at once (see flush_acks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +93,7 @@ class MqttBus:
         # (a busy consumer takes the next batch without being woken).
         self._consumer_waiting = False
         self._pending_acks: list[tuple[int, int]] = []  # (mid, qos) judged, PUBACK not yet queued
+        self._last_batch_size = 0
         self._waker: LoopWaker | None = None
         self._calls: CallQueue | None = None
         self.health = IngestHealth(settings.inbound_queue_size)
@@ -239,9 +242,11 @@ class MqttBus:
         client = self._client
         if not acks or client is None:
             return
-        # paho wakes its network thread with one byte per queued packet; for a batch of PUBACKs
-        # one byte after the batch does (its own thread needs none: it looks for pending writes
-        # before every select). Without that paho attribute this falls back to one per PUBACK.
+        # paho wakes its network thread with one byte per queued packet. Here a few PUBACKs wake
+        # nobody: paho writes them when its thread next wakes (the next inbound packet, or its
+        # select timeout of at most a second; the broker only holds them in flight a little
+        # longer), and a big batch wakes it once. That saves a thread round trip per message
+        # on a quiet bus. Without that paho attribute this falls back to one wake per PUBACK.
         wake_socket = getattr(client, "_sockpairW", None)
         if wake_socket is not None:
             client._sockpairW = None
@@ -253,10 +258,11 @@ class MqttBus:
         finally:
             if wake_socket is not None:
                 client._sockpairW = wake_socket
-                try:
-                    wake_socket.send(b"0")
-                except OSError:
-                    pass  # a wake-up is pending already (BlockingIOError), or the client is closing
+                if len(acks) >= ACK_WAKE_BATCH or self._closing:
+                    try:
+                        wake_socket.send(b"0")
+                    except OSError:
+                        pass  # a wake-up is pending already (BlockingIOError), or the client is closing
 
     # -- inbound ------------------------------------------------------------------------
 
@@ -264,7 +270,7 @@ class MqttBus:
         """Wait for inbound messages and take up to `max_items` of them."""
         assert self._inbox_event is not None
         self.flush_acks()
-        if not self._inbox:
+        if not self._inbox and self._last_batch_size > 1:
             await asyncio.sleep(COALESCE_S)  # not waiting: messages arriving now wake nobody
         while not self._inbox:
             self._inbox_event.clear()
@@ -276,6 +282,7 @@ class MqttBus:
         depth = len(self._inbox)
         inbox = self._inbox
         batch = [inbox.popleft() for _ in range(min(max_items, depth))]
+        self._last_batch_size = len(batch)
         if len(inbox) < self._settings.inbound_queue_size // 2:
             self._space.set()
         behind = self.health.observe(time.time(), depth, batch[0].received_ts)

@@ -10,6 +10,10 @@ Scenarios (each consumer measured alone, with the publisher in a separate proces
           connects and drains them: throughput from its first message to its last one handled.
   steady  a publisher process sends at a fixed rate for --steady-s seconds: messages received,
           and CPU of the consumer per 1,000 msg/s (CPU seconds per second; 1.0 = one core).
+  burst   the issue's scenario: a publisher process sends --burst messages from 200 devices as
+          fast as it can, then a QoS 1 vibration fault on one more device, to a broker with
+          Mosquitto's default queue (max_queued_messages 1000): how many arrived, whether the
+          fault's alert did, and what the daemon counted as lost.
   latency alert latency p50/p99 from publishing the deciding sample to receiving the alert,
           with --rate msg/s of background telemetry (target p99 <= 10 ms).
 Prints the daemon / bare ratio (target >= 0.9) for each.
@@ -79,20 +83,29 @@ def run_publisher_process(port: int, rate: float, seconds: float, start: int) ->
 def _publish_main(spec: str) -> int:
     port_s, rate_s, seconds_s, start_s = spec.split(",")
     rate, seconds = float(rate_s), float(seconds_s)
-    msgs = payloads(int(rate * seconds), start=int(start_s))
+    if rate <= 0:  # a burst: `seconds` is the message count, sent as fast as one client can, then a fault
+        msgs = payloads(int(seconds), devices=200, start=int(start_s))
+        t0 = 1_790_000_000.0
+        msgs += [
+            ("edge/telemetry/press-7", json.dumps({"ts": t0 + dt, "signals": {"vibration_rms_mm_s": 9.0}}).encode())
+            for dt in (0.0, 5.0, 11.0)
+        ]
+    else:
+        msgs = payloads(int(rate * seconds), start=int(start_s))
     pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-steady-{time.monotonic_ns()}")
     pub.max_inflight_messages_set(1000)
     pub.connect("127.0.0.1", int(port_s))
     pub.loop_start()
-    interval = 1.0 / rate
+    interval = 1.0 / rate if rate > 0 else 0.0
     next_t = time.perf_counter()
     info = None
     for topic, payload in msgs:
         info = pub.publish(topic, payload, qos=1)
-        next_t += interval
-        delay = next_t - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
+        if interval:
+            next_t += interval
+            delay = next_t - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
     if info is not None:
         info.wait_for_publish(60)
     pub.loop_stop()
@@ -206,6 +219,54 @@ def steady(port: int, tmp: Path, rate: float, seconds: float, which: str, start:
     return sent, consumer.count, cpu / max(1, consumer.count) * 1000
 
 
+def burst(tmp: Path, count: int, which: str) -> str:
+    """One consumer against a fresh broker with Mosquitto's default per-client queue."""
+    broker = start_broker(
+        tmp / f"broker-burst-{which}", free_port(), extra_conf="max_queued_messages 1000\nsys_interval 1"
+    )
+    alerts: list[str] = []
+    watcher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-burst-watch-{time.monotonic_ns()}")
+    watcher.on_message = lambda c, u, m: alerts.append(json.loads(m.payload).get("device", ""))
+    watcher.connect("127.0.0.1", broker.port)
+    watcher.subscribe("edge/alerts/+", qos=1)
+    watcher.loop_start()
+    consumer = Consumer()
+    running: InProcessDaemon | None = None
+    try:
+        if which == "bare":
+            sub = BareSubscriber(broker.port, f"bench-burst-bare-{time.monotonic_ns()}", consumer.seen)
+        else:
+            running = start_daemon(broker.port, tmp / f"burst-{which}", consumer, f"bench-burst-{which}")
+        sent = count + 3
+        proc = run_publisher_process(broker.port, 0, count, 0)
+        proc.wait(600)
+        last, still_s = -1, 0.0
+        while still_s < 3.0 and consumer.count < sent:  # settled: nothing new for 3 s
+            time.sleep(0.5)
+            still_s = still_s + 0.5 if consumer.count == last else 0.0
+            last = consumer.count
+        time.sleep(2.0)  # alerts and the broker's $SYS report
+        line = f"{consumer.count}/{sent} arrived ({consumer.rate():.0f} msg/s)"
+        if running is not None:
+            line += f", fault alert: {'yes' if 'press-7' in alerts else 'NO'}"
+            metrics = running.daemon.metrics_snapshot()
+            ingest = metrics.get("ingest")
+            if ingest:
+                line += (
+                    f", counted lost: inbox {ingest['inbox_dropped']}, broker {ingest.get('broker_dropped', 'n/a')}"
+                    f", inbox high-water {ingest['inbox_high_water']}, behind episodes {ingest['behind_episodes']}"
+                )
+            else:
+                line += f", counted lost: inbox {metrics['queues']['inbound_dropped']} (no broker count)"
+            running.stop()
+        else:
+            sub.close()
+        return line
+    finally:
+        watcher.loop_stop()
+        broker.stop()
+
+
 def alert_latency(port: int, state: Path, rate: float, faults: int) -> list[float]:
     received: dict[str, float] = {}
     lock = threading.Lock()
@@ -260,6 +321,7 @@ def main() -> int:
     parser.add_argument("--steady-s", type=float, default=5.0)
     parser.add_argument("--rate", type=float, default=1000.0, help="background rate for the latency test")
     parser.add_argument("--faults", type=int, default=100)
+    parser.add_argument("--burst", type=int, default=30_000, help="messages in the burst scenario (0: skip)")
     parser.add_argument("--_publish", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._publish:
@@ -282,6 +344,10 @@ def main() -> int:
                     sent, got, cpu = steady(broker.port, tmp, rate, args.steady_s, which, start)
                     start += sent
                     print(f"  {which:6s}: {got}/{sent} received, {cpu:.3f} core per 1,000 msg/s")
+            if args.burst:
+                print(f"burst of {args.burst} + a fault, broker queue 1000 (Mosquitto's default):")
+                for which in ("bare", "daemon"):
+                    print(f"  {which:6s}: {burst(tmp, args.burst, which)}")
             lat = alert_latency(broker.port, tmp / "state-lat", args.rate, args.faults)
             if lat:
                 lat.sort()

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_slm.errors import ConfigError
+from edge_slm.telemetry.filters import filter_error
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,10 @@ class MqttSettings:
     deadletter_rate_per_s: float = 10.0  # dead letters beyond these budgets are counted, not published
     deadletter_bytes_per_s: float = 64 * 1024.0
     deadletter_excerpt_bytes: int = 1024  # how much of a rejected payload a dead letter carries
+    # Telemetry topic filters this process subscribes to; empty: `{prefix}/telemetry/+`. Several
+    # ingest workers on one board each take a device group (README: several ingest workers).
+    telemetry_filters: tuple[str, ...] = ()
+    watch_broker_drops: bool = True  # follow Mosquitto's $SYS dropped-message count (metrics, log)
 
 
 @dataclass(frozen=True)
@@ -318,6 +323,9 @@ def _validate(settings: Settings) -> None:
     prefix = settings.mqtt.topic_prefix
     if not prefix or any(c in prefix for c in "+#\0") or "" in prefix.split("/"):
         raise ConfigError("mqtt.topic_prefix", f"must be a topic without wildcards or empty levels, got {prefix!r}")
+    for topic_filter in settings.mqtt.telemetry_filters:
+        if error := filter_error(prefix, topic_filter):
+            raise ConfigError("mqtt.telemetry_filters", error)
     vehicle = settings.voice.vehicle_device
     if any(c in vehicle for c in "+#/\0"):
         raise ConfigError("voice.vehicle_device", f"must be a device id without + # / or NUL, got {vehicle!r}")

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import os
@@ -55,8 +56,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LEARNED_SAVE_INTERVAL_S = 60.0
+# The consume loop yields to the event loop after this much work in one go (timers, PUBACKs and
+# SIGTERM keep running during a long burst), and publishes a message's alerts in slices.
+CONSUME_SLICE_S = 0.02
+ALERTS_PER_SLICE = 16
 EXIT_FORCED = 1  # a second signal: no flush, no `offline` (the Last Will says it)
-DRAIN_TIMEOUT_S = 2.0
+DRAIN_TIMEOUT_S = 1.0  # what is left stays in the outbox for the next start
 EXPLANATIONS_AT_SHUTDOWN_TIMEOUT_S = 2.0
 
 EngineLoader = Callable[[Settings], LlmEngine]
@@ -79,7 +84,12 @@ class Daemon:
         """Build: every component wired, nothing opened, loaded or connected yet."""
         self.settings = settings
         pooled = settings.model.mode == "pool"
-        self.topics = Topics(settings.mqtt.topic_prefix, settings.effective_node_id, pooled_model=pooled)
+        self.topics = Topics(
+            settings.mqtt.topic_prefix,
+            settings.effective_node_id,
+            pooled_model=pooled,
+            telemetry_filters=settings.mqtt.telemetry_filters,
+        )
         self.detector = Detector(load_rules(settings.detect.packs, settings.detect.disable_rules), settings.detect)
         self.policy = AlertPolicy(settings.detect.cooldown_s)
         self.state = DaemonState(self.detector, self.policy)
@@ -90,6 +100,7 @@ class Daemon:
             subscriptions=self.topics.subscriptions,
             on_connected=self._on_connected,
             on_published=self._on_published,
+            watch_broker_drops=settings.mqtt.watch_broker_drops,
         )
         self._kind_ttl_s = {Kind.ACTION: settings.actions.outbox_ttl_s}  # an old action is never replayed
         self.publisher = DurablePublisher(self.bus, None, settings.outbox.replay_rate_per_s, self._kind_ttl_s)
@@ -100,7 +111,9 @@ class Daemon:
         self.outbox: Outbox | None = None
         self.engine: LlmEngine | None = None
         self._engine_loader = engine_loader or (self._pooled_engine if pooled else _load_configured_engine)
-        self.alerts = AlertFlow(self.topics, self.detector, self.policy, self.publisher, self.state, self.deadletter)
+        self.alerts = AlertFlow(
+            self.topics, self.detector, self.policy, self.publisher, self.state, self.deadletter, self.bus.call_soon
+        )
         self.voice = VoiceFlow(
             settings,
             self.topics,
@@ -214,6 +227,7 @@ class Daemon:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.alerts.telemetry.emit_queued(1 << 30)  # alerts judged before the stop still go out
         if self.engine is not None:
             self.engine.close()  # queued explanations fail now and resolve to templates
         await self.alerts.finish_explanations(EXPLANATIONS_AT_SHUTDOWN_TIMEOUT_S)
@@ -250,15 +264,27 @@ class Daemon:
     # -- serve ----------------------------------------------------------------------------------
 
     async def _consume(self) -> None:
+        clock = time.perf_counter
+        telemetry = self.alerts.telemetry
+        telemetry.alert_queue = collections.deque()  # alerts are published below, in slices
         while True:
             batch = await self.bus.next_batch()
+            slice_start = clock()
             for message in batch:
+                if clock() - slice_start > CONSUME_SLICE_S:
+                    await asyncio.sleep(0)
+                    slice_start = clock()
                 try:
                     self._route(message)
                 except Exception:  # one bad message must never stop the daemon
                     log.exception("failed to handle a message on %s", message.topic)
                 finally:
-                    self.bus.ack(message)
+                    self.bus.ack(message)  # PUBACKs go out at the next batch, after these alerts
+                # A message can raise hundreds of alerts: publish them in slices, yielding between.
+                while telemetry.emit_queued(ALERTS_PER_SLICE):
+                    if clock() - slice_start > CONSUME_SLICE_S:
+                        await asyncio.sleep(0)
+                        slice_start = clock()
             await asyncio.sleep(0)  # let publishing and timers run between batches
 
     def _route(self, message: InboundMessage) -> None:
@@ -288,8 +314,8 @@ class Daemon:
         if self.ha is not None:
             self.ha.announce_node()
 
-    def _on_published(self, mid: int) -> None:
-        self.publisher.on_published(mid)
+    def _on_published(self, mids: list[int]) -> None:
+        self.publisher.on_published_batch(mids)
 
     async def _save_learned_periodically(self) -> None:
         while True:
@@ -326,6 +352,7 @@ class Daemon:
                 "series_evicted": self.detector.evicted_series,
             },
             "publisher": asdict(self.publisher.counters),
+            "ingest": self.bus.metrics(),
             "mqtt": asdict(self.bus.counters),
             "late_samples": self.detector.late_samples,
             "counters": {

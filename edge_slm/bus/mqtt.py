@@ -1,10 +1,11 @@
 """The MQTT adapter: the only module that imports paho-mqtt.
 
 paho runs its network loop on its own thread. Its callbacks only hand data to the asyncio
-loop: inbound messages go into a bounded deque (one wake-up per burst, not per message,
-which keeps ingest cheap), connection events and PUBACKs are scheduled with
-`call_soon_threadsafe`. Telemetry is acknowledged manually, after the daemon has judged it,
-so a message that arrives just before a crash is redelivered by the broker.
+loop: inbound messages go into a bounded deque and PUBACK mids into another, and the loop is
+woken once per burst (bus/handoff.py), never once per message or PUBACK: per-event
+`call_soon_threadsafe` fills asyncio's self-pipe while the loop is busy and then loses the
+byte that carries SIGTERM. Telemetry is acknowledged manually, after the daemon has judged
+it, so a message that arrives just before a crash is redelivered by the broker.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from edge_slm.bus.handoff import CallQueue, LoopWaker
+from edge_slm.bus.ingest_health import BrokerDropWatch, IngestHealth
 from edge_slm.config import MqttSettings
 from edge_slm.errors import StartupError
 
@@ -27,6 +30,17 @@ log = logging.getLogger(__name__)
 # CONNACK reason codes that mean "this broker does not speak MQTT 5" (v3 rc 1 / v5 0x84).
 _UNSUPPORTED_PROTOCOL = {1, 132}
 BACKPRESSURE_WAIT_S = 5.0
+# MQTT 5 Receive Maximum caps the QoS 1/2 messages the broker sends us before our acks; the
+# protocol's own ceiling is 65535.
+MAX_RECEIVE_MAXIMUM = 65535
+# Mosquitto's count of messages it dropped for full client queues / in-flight windows.
+BROKER_DROPPED_TOPIC = "$SYS/broker/publish/messages/dropped"
+# After a batch of several messages (a burst), the consumer lets the network thread collect
+# messages this long before it asks to be woken again: that turns a loop wake-up per message
+# into one per batch, for at most this much added latency. After a single message (a quiet
+# bus) it waits at once.
+COALESCE_S = 0.001
+ACK_WAKE_BATCH = 64  # judged messages whose PUBACKs wake paho's thread at once (see flush_acks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +64,8 @@ class BusCounters:
     publish_errors: int = 0
     connects: int = 0
     disconnects: int = 0
+    inbox_high_water: int = 0  # the deepest the inbox has been
+    loop_wakeups: int = 0  # thread -> loop wake-ups (one per burst, not per message)
 
 
 class MqttBus:
@@ -62,8 +78,10 @@ class MqttBus:
         status_topic: str,
         subscriptions: Sequence[str | tuple[str, int]],  # a topic (QoS 1) or (topic, QoS)
         on_connected: Callable[[bool], None] | None = None,
-        on_published: Callable[[int], None] | None = None,
+        on_published: Callable[[list[int]], None] | None = None,
+        watch_broker_drops: bool = False,
     ) -> None:
+        """`on_published` gets the mids of PUBACKs in batches, on the loop."""
         self._settings = settings
         self._client_id = client_id
         self._status_topic = status_topic
@@ -73,8 +91,16 @@ class MqttBus:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._inbox: collections.deque[InboundMessage] = collections.deque()
         self._inbox_event: asyncio.Event | None = None
-        self._wake_pending = False
-        self._wake_lock = threading.Lock()
+        self._acked: collections.deque[int] = collections.deque()
+        # Set while the consumer waits for messages: only then does a message wake the loop
+        # (a busy consumer takes the next batch without being woken).
+        self._consumer_waiting = False
+        self._pending_acks: list[tuple[int, int]] = []  # (mid, qos) judged, PUBACK not yet queued
+        self._last_batch_size = 0
+        self._waker: LoopWaker | None = None
+        self._calls: CallQueue | None = None
+        self.health = IngestHealth(settings.inbound_queue_size)
+        self.broker_drops = BrokerDropWatch() if watch_broker_drops else None
         self._client: Any = None
         self._use_v5 = settings.protocol in ("auto", "5")
         self._connected = threading.Event()
@@ -89,6 +115,12 @@ class MqttBus:
         self._bytes_lock = threading.Lock()
 
     # -- lifecycle ----------------------------------------------------------------------
+
+    def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run `fn(*args)` on the loop, from any thread, with one loop wake-up per burst
+        (bus/handoff.py: a self-pipe byte per call would crowd out a signal's)."""
+        if self._calls is not None:
+            self._calls.post(fn, *args)
 
     @property
     def client_id(self) -> str:
@@ -118,6 +150,11 @@ class MqttBus:
         self._mqtt = mqtt
         self._loop = loop
         self._inbox_event = asyncio.Event()
+        # start() runs on the loop's thread: wakes from that thread skip the self-pipe.
+        self._waker = LoopWaker(loop, self._on_wake)
+        self._waker.bind_to_current_thread()
+        self._calls = CallQueue(loop)
+        self._calls.waker.bind_to_current_thread()
         self._client = self._make_client()
         self._client.connect_async(
             self._settings.host, self._settings.port, self._settings.keepalive_s, **self._connect_kwargs()
@@ -131,13 +168,14 @@ class MqttBus:
         kwargs: dict[str, Any] = {"client_id": self._client_id, "protocol": protocol, "manual_ack": True}
         if not self._use_v5:
             kwargs["clean_session"] = s.clean_start
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, **kwargs)
+        from edge_slm.bus.paho_buffered import BufferedClient  # paho itself, reading in 64 KiB gulps
+
+        client = BufferedClient(mqtt.CallbackAPIVersion.VERSION2, **kwargs)
         # paho logs every publish attempted while disconnected at ERROR; this adapter reports
         # connection state itself, so paho's own lines are for debugging only.
-        paho_log = logging.getLogger("edge_slm.bus.paho")
-        if not log.isEnabledFor(logging.DEBUG):
-            paho_log.setLevel(logging.CRITICAL)
-        client.enable_logger(paho_log)
+        # Only when debugging: paho formats a log call per packet otherwise (3% of ingest).
+        if log.isEnabledFor(logging.DEBUG):
+            client.enable_logger(logging.getLogger("edge_slm.bus.paho"))
         client.reconnect_delay_set(min_delay=max(1, int(s.reconnect_min_s)), max_delay=max(1, int(s.reconnect_max_s)))
         client.max_inflight_messages_set(100)
         client.max_queued_messages_set(0)
@@ -173,6 +211,10 @@ class MqttBus:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = 0 if self._settings.clean_start else self._settings.session_expiry_s
         props.MaximumPacketSize = self._settings.max_packet_bytes  # the broker drops larger packets for us
+        # The broker may have as many unacknowledged messages out to us as our inbox holds: a
+        # burst waits here (counted, backpressured) rather than in the broker's per-client
+        # queue, which drops silently once full (Mosquitto's max_queued_messages).
+        props.ReceiveMaximum = max(1, min(MAX_RECEIVE_MAXIMUM, self._settings.inbound_queue_size))
         return {"clean_start": self._settings.clean_start, "properties": props}
 
     def stop(self, timeout_s: float = 3.0) -> None:
@@ -181,6 +223,7 @@ class MqttBus:
             return
         self._closing = True
         try:
+            self.flush_acks()
             if self.connected:
                 info = self._client.publish(self._status_topic, "offline", qos=1, retain=True)
                 info.wait_for_publish(timeout=timeout_s)
@@ -229,42 +272,99 @@ class MqttBus:
         return int(info.mid)
 
     def ack(self, message: InboundMessage) -> None:
-        if message.qos > 0 and self._client is not None:
-            try:
-                self._client.ack(message.mid, message.qos)
-            except (ValueError, RuntimeError, OSError) as err:
-                log.debug("mqtt: ack failed: %s", err)
+        """Acknowledge a judged message; the PUBACKs of a batch go out together at the next
+        `next_batch` (or `flush_acks`, or `stop`)."""
+        if message.qos > 0:
+            self._pending_acks.append((message.mid, message.qos))
+
+    def flush_acks(self) -> None:
+        acks, self._pending_acks = self._pending_acks, []
+        client = self._client
+        if not acks or client is None:
+            return
+        # paho wakes its network thread with one byte per queued packet. Here a few PUBACKs wake
+        # nobody: paho writes them when its thread next wakes (the next inbound packet, or its
+        # select timeout of at most a second; the broker only holds them in flight a little
+        # longer), and a big batch wakes it once. That saves a thread round trip per message
+        # on a quiet bus. Without that paho attribute this falls back to one wake per PUBACK.
+        wake_socket = getattr(client, "_sockpairW", None)
+        if wake_socket is not None:
+            client._sockpairW = None
+        try:
+            for mid, qos in acks:
+                client.ack(mid, qos)
+        except (ValueError, RuntimeError, OSError) as err:
+            log.debug("mqtt: ack failed: %s", err)
+        finally:
+            if wake_socket is not None:
+                client._sockpairW = wake_socket
+                if len(acks) >= ACK_WAKE_BATCH or self._closing:
+                    try:
+                        wake_socket.send(b"0")
+                    except OSError:
+                        pass  # a wake-up is pending already (BlockingIOError), or the client is closing
 
     # -- inbound ------------------------------------------------------------------------
 
     async def next_batch(self, max_items: int = 500) -> list[InboundMessage]:
         """Wait for inbound messages and take up to `max_items` of them."""
         assert self._inbox_event is not None
+        self.flush_acks()
+        if not self._inbox and self._last_batch_size > 1:
+            await asyncio.sleep(COALESCE_S)  # not waiting: messages arriving now wake nobody
         while not self._inbox:
             self._inbox_event.clear()
-            with self._wake_lock:
-                self._wake_pending = False
+            self._consumer_waiting = True  # before looking at the inbox: see _handle_message
             if self._inbox:
                 break
             await self._inbox_event.wait()
-        batch: list[InboundMessage] = []
-        taken_bytes = 0
-        while self._inbox and len(batch) < max_items:
-            message = self._inbox.popleft()
-            taken_bytes += len(message.payload)
-            batch.append(message)
+        self._consumer_waiting = False
+        depth = len(self._inbox)
+        inbox = self._inbox
+        batch = [inbox.popleft() for _ in range(min(max_items, depth))]
+        self._last_batch_size = len(batch)
+        taken_bytes = sum(len(message.payload) for message in batch)
         with self._bytes_lock:
             self._inbox_bytes -= taken_bytes
         if (
-            len(self._inbox) < self._settings.inbound_queue_size // 2
+            len(inbox) < self._settings.inbound_queue_size // 2
             and self._inbox_bytes < self._settings.inbound_queue_bytes // 2
         ):
             self._space.set()
+        behind = self.health.observe(time.time(), depth, batch[0].received_ts)
+        if behind:
+            log.warning("ingest: %s", behind)
         return batch
+
+    def _on_wake(self) -> None:
+        """On the loop: hand over the PUBACKs and inbound messages that arrived since the last wake."""
+        self.counters.loop_wakeups += 1
+        if self._acked:
+            mids = [self._acked.popleft() for _ in range(len(self._acked))]
+            if self._on_published is not None:
+                self._on_published(mids)
+        if self._inbox and self._inbox_event is not None:
+            self._inbox_event.set()
+
+    def metrics(self) -> dict[str, Any]:
+        """Where messages wait or are lost on their way in (for the daemon's metrics)."""
+        out = self.health.snapshot()
+        out["inbox_depth"] = len(self._inbox)
+        out["inbox_high_water"] = self.counters.inbox_high_water
+        out["inbox_dropped"] = self.counters.dropped_inbound
+        out["loop_wakeups"] = self.counters.loop_wakeups
+        if self.broker_drops is not None:
+            out["broker_dropped"] = self.broker_drops.dropped_since_start
+        return out
 
     # -- paho callbacks (network thread) -------------------------------------------------
 
     def _handle_message(self, client: Any, userdata: Any, message: Any) -> None:
+        if self.broker_drops is not None and message.topic == BROKER_DROPPED_TOPIC:
+            warning = self.broker_drops.update(message.payload)
+            if warning:
+                log.warning("mqtt: %s", warning)
+            return
         self.counters.received += 1
         size = len(message.payload)
         if size > self._settings.inbound_queue_bytes:  # can never fit: drop at once
@@ -295,15 +395,11 @@ class MqttBus:
                 bytes(getattr(props, "CorrelationData", b"") or b""),
             )
         )
-        with self._wake_lock:
-            if self._wake_pending:
-                return
-            self._wake_pending = True
-        if self._loop is not None and self._inbox_event is not None:
-            try:
-                self._loop.call_soon_threadsafe(self._inbox_event.set)
-            except RuntimeError:
-                pass  # loop closed during shutdown
+        depth = len(self._inbox)
+        if depth > self.counters.inbox_high_water:
+            self.counters.inbox_high_water = depth
+        if self._consumer_waiting and self._waker is not None:  # after the append: see next_batch
+            self._waker.wake()
 
     def _over_byte_budget(self, size: int) -> bool:
         return self._inbox_bytes + size > self._settings.inbound_queue_bytes
@@ -344,9 +440,12 @@ class MqttBus:
         # for it can publish right away without racing our SUBSCRIBE.
         topics = [(t, 1) if isinstance(t, str) else t for t in self._subscriptions]
         _, self._subscribe_mid = client.subscribe(topics)
-        if self._on_connected is not None and self._loop is not None:
+        if self.broker_drops is not None:
+            # Separately, QoS 0: a broker whose ACL refuses $SYS must not fail the real subscription.
+            client.subscribe(BROKER_DROPPED_TOPIC, qos=0)
+        if self._on_connected is not None and self._calls is not None:
             session_present = bool(getattr(flags, "session_present", True))
-            self._loop.call_soon_threadsafe(self._on_connected, session_present)
+            self._calls.post(self._on_connected, session_present)
 
     def _recreate_client(self) -> None:
         old = self._client
@@ -387,8 +486,6 @@ class MqttBus:
         self._last_error = message
 
     def _handle_publish(self, client: Any, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
-        if self._on_published is not None and self._loop is not None:
-            try:
-                self._loop.call_soon_threadsafe(self._on_published, mid)
-            except RuntimeError:
-                pass
+        self._acked.append(mid)
+        if self._waker is not None:
+            self._waker.wake()

@@ -8,12 +8,13 @@ not delivered within minutes must not be replayed days later). The file is creat
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import os
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,6 +125,24 @@ class Outbox:
             self._db.execute("UPDATE outbox SET acked_ts = ? WHERE id = ?", (time.time(), row_id))
         except sqlite3.Error as err:
             raise OutboxError(f"outbox update failed: {err}") from err
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group many writes into one commit (a batch of PUBACKs: one WAL commit, not hundreds)."""
+        if self._db.in_transaction:
+            yield
+            return
+        try:
+            self._db.execute("BEGIN")
+        except sqlite3.Error as err:
+            raise OutboxError(f"outbox write failed: {err}") from err
+        try:
+            yield
+        finally:
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error as err:
+                raise OutboxError(f"outbox commit failed: {err}") from err
 
     def requeue_acknowledged(self, since_ts: float) -> int:
         """Make messages acknowledged since `since_ts` pending again; returns how many."""

@@ -3,7 +3,10 @@ then to the broker. A PUBACK removes replies and actions; alerts and explanation
 (marked acknowledged) for REDELIVER_WINDOW_S, so they can be sent again when the broker
 comes back without our session. After a reconnect the outbox is replayed at a bounded
 rate, alerts first. When the outbox itself fails (disk full, read-only) messages
-are kept in a bounded memory queue instead and the failure is counted."""
+are kept in a bounded memory queue instead and the failure is counted.
+
+PUBACKs arrive in batches (one loop wake-up per burst); whoever must wait for one (the replay
+between its batches, the drain at shutdown) waits on a future per message id, not a poll."""
 
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ MEMORY_QUEUE_LIMIT = 10_000
 REDELIVER_WINDOW_S = 300.0
 REDELIVER_DELAY_S = 2.0  # give subscribers a moment to reconnect and subscribe again
 PURGE_INTERVAL_S = 30.0  # how often acknowledged rows past the window are deleted
+REPLAY_ACK_WAIT_S = 5.0  # the replay reads its next batch after the PUBACKs of this one, or this long
 
 
 @dataclass
@@ -53,6 +57,7 @@ class DurablePublisher:
         self._replay_interval_s = 1.0 / replay_rate_per_s
         self._in_flight: dict[int, int] = {}  # mid -> outbox row id (negative: memory queue)
         self._in_flight_kind: dict[int, Kind] = {}  # row id -> kind, until acknowledged
+        self._ack_waiters: dict[int, asyncio.Future[None]] = {}  # mid -> resolved by its PUBACK
         self._memory: collections.OrderedDict[int, OutboxRow] = collections.OrderedDict()
         self._next_memory_id = -1
         self._replay_task: asyncio.Task[None] | None = None
@@ -98,29 +103,68 @@ class DurablePublisher:
             self.counters.memory_dropped += 1
         return row_id
 
-    def on_published(self, mid: int) -> None:
-        row_id = self._in_flight.pop(mid, None)
-        if row_id is None:
-            return
-        self.counters.acked += 1
-        kind = self._in_flight_kind.pop(row_id, None)
-        if row_id < 0:
-            self._memory.pop(row_id, None)
-            return
-        if self._outbox is not None:
+    def on_published_batch(self, mids: list[int]) -> None:
+        """PUBACKs handed over from the network thread, one batch per loop wake-up."""
+        if self._outbox is not None and len(mids) > 1:
             try:
-                self._outbox.acknowledge(row_id, keep=kind in _KEPT)
-                now = time.time()
-                if now - self._last_purge_ts > PURGE_INTERVAL_S:
-                    self._last_purge_ts = now
-                    self._outbox.forget_acknowledged(now - REDELIVER_WINDOW_S)
+                with self._outbox.transaction():  # one commit for the batch
+                    self._acknowledge(mids)
+            except OutboxError as err:
+                self.counters.outbox_errors += 1
+                log.warning("outbox: %s", err)
+        else:
+            self._acknowledge(mids)
+
+    def _acknowledge(self, mids: list[int]) -> None:
+        for mid in mids:
+            waiter = self._ack_waiters.pop(mid, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+            row_id = self._in_flight.pop(mid, None)
+            if row_id is None:
+                continue
+            self.counters.acked += 1
+            kind = self._in_flight_kind.pop(row_id, None)
+            if row_id < 0:
+                self._memory.pop(row_id, None)
+                continue
+            if self._outbox is not None:
+                try:
+                    self._outbox.acknowledge(row_id, keep=kind in _KEPT)
+                except OutboxError as err:
+                    self.counters.outbox_errors += 1
+                    log.warning("outbox: %s", err)
+        now = time.time()
+        if self._outbox is not None and now - self._last_purge_ts > PURGE_INTERVAL_S:
+            self._last_purge_ts = now
+            try:
+                self._outbox.forget_acknowledged(now - REDELIVER_WINDOW_S)
             except OutboxError as err:
                 self.counters.outbox_errors += 1
                 log.warning("outbox: %s", err)
 
+    def _wait_for_acks(self, mids: list[int]) -> list[asyncio.Future[None]]:
+        loop = asyncio.get_running_loop()
+        futures = []
+        for mid in mids:
+            if mid not in self._in_flight:
+                continue  # acknowledged already
+            waiter = self._ack_waiters.get(mid)
+            if waiter is None:
+                waiter = self._ack_waiters[mid] = loop.create_future()
+            futures.append(waiter)
+        return futures
+
+    def _release_waiters(self) -> None:
+        for waiter in self._ack_waiters.values():
+            if not waiter.done():
+                waiter.set_result(None)
+        self._ack_waiters.clear()
+
     def on_connected(self, session_present: bool = True) -> None:
         # Messages in flight on the old connection get no PUBACK now: replay them all.
         self._in_flight.clear()
+        self._release_waiters()
         delay_s = 0.0
         if self._connected_before and not session_present and self._outbox is not None:
             try:
@@ -146,6 +190,7 @@ class DurablePublisher:
             rows = self._pending_rows(200)
             if not rows:
                 return
+            mids: list[int] = []
             for row in rows:
                 if not self._bus.connected:
                     return
@@ -154,13 +199,13 @@ class DurablePublisher:
                     return
                 self._in_flight[mid] = row.row_id
                 self._in_flight_kind[row.row_id] = row.kind
+                mids.append(mid)
                 self.counters.replayed += 1
                 await asyncio.sleep(self._replay_interval_s)
             # wait for the PUBACKs of this batch before reading the next one
-            for _ in range(100):
-                if not any(r.row_id in self._in_flight.values() for r in rows):
-                    break
-                await asyncio.sleep(0.05)
+            waiters = self._wait_for_acks(mids)
+            if waiters:
+                await asyncio.wait(waiters, timeout=REPLAY_ACK_WAIT_S)
 
     def _pending_rows(self, limit: int) -> list[OutboxRow]:
         flying = set(self._in_flight.values())
@@ -181,10 +226,9 @@ class DurablePublisher:
 
     async def drain(self, timeout_s: float) -> None:
         """On shutdown: give in-flight messages a moment to be acknowledged."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while self._in_flight and loop.time() < deadline:
-            await asyncio.sleep(0.02)
+        waiters = self._wait_for_acks(list(self._in_flight))
+        if waiters:
+            await asyncio.wait(waiters, timeout=timeout_s)
 
 
 _KEPT = (Kind.ALERT, Kind.EXPLANATION)

@@ -43,6 +43,9 @@ class Topics:
     prefix: str
     node: str
     pooled_model: bool = False  # the node's model work goes to the worker pool
+    # Telemetry filters of this process (mqtt.telemetry_filters: one device group per ingest
+    # worker); empty: every device's telemetry.
+    telemetry_filters: tuple[str, ...] = ()
 
     # inbound: what the daemon subscribes to, and where each message goes (kept side by side)
     @property
@@ -51,7 +54,8 @@ class Topics:
         them for us while we are down (an hour-old "call mom" is no command)."""
         pooled = [(self.llm_response, 1)] if self.pooled_model else []
         live = [(self.transcript, 0), (self.listen, 0)]
-        return [(self.telemetry_filter, 1), (self.nav_state, 1), *live, *pooled]
+        telemetry = [(f, 1) for f in self.telemetry_filters or (self.telemetry_filter,)]
+        return [*telemetry, (self.nav_state, 1), *live, *pooled]
 
     def route(self, topic: str) -> Route | None:
         """The flow for an inbound topic; None for anything the daemon did not subscribe to."""

@@ -35,11 +35,21 @@ class AlertPolicy:
         self.suppressed_count = 0
         # Other threads (the intent worker) read this immutable copy, never the dict.
         self._firing_view: tuple[Alert, ...] = ()
+        # Persisted form of each firing alert, built once per change (not once per save), so a
+        # snapshot during an alert flood costs a list copy, not a re-serialization of every alert.
+        self._firing_saved: dict[AlertKey, dict[str, Any]] = {}
 
     def firing(self, device: str | None = None) -> list[Alert]:
         return [a for a in self._firing_view if device is None or a.device == device]
 
-    def _changed(self) -> None:
+    def _changed(self, key: AlertKey | None = None) -> None:
+        """`key`: the one alert that changed (None: rebuild everything, after a restore)."""
+        if key is None:
+            self._firing_saved = {k: _alert_to_dict(a) for k, a in self._firing.items()}
+        elif key in self._firing:
+            self._firing_saved[key] = _alert_to_dict(self._firing[key])
+        else:
+            self._firing_saved.pop(key, None)
         self._firing_view = tuple(self._firing.values())
 
     def apply(self, finding: Finding) -> Alert | None:
@@ -74,7 +84,7 @@ class AlertPolicy:
                 action=finding.action,
             )
             self._firing[key] = escalated
-            self._changed()
+            self._changed(key)
             return escalated
         if key in self._suppressed:
             held = self._suppressed[key]
@@ -105,7 +115,7 @@ class AlertPolicy:
             notes=finding.notes,
         )
         self._firing[key] = alert
-        self._changed()
+        self._changed(key)
         return alert
 
     def _resolve(self, key: AlertKey, finding: Finding) -> Alert | None:
@@ -114,7 +124,7 @@ class AlertPolicy:
         current = self._firing.pop(key, None)
         if current is None:
             return None
-        self._changed()
+        self._changed(key)
         self._resolved_at.pop(key, None)
         self._resolved_at[key] = finding.ts  # re-inserted: the dict stays ordered oldest first
         while len(self._resolved_at) > MAX_REMEMBERED_RESOLVES:
@@ -132,7 +142,7 @@ class AlertPolicy:
 
     def snapshot(self) -> dict[str, Any]:
         return {
-            "firing": [_alert_to_dict(a) for a in self._firing.values()],
+            "firing": list(self._firing_saved.values()),
             "resolved_at": [[*k, ts] for k, ts in self._resolved_at.items()],
         }
 

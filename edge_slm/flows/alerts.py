@@ -1,13 +1,15 @@
 """Telemetry -> detect -> alert policy -> alert on MQTT at once -> explanation when ready.
 
-Runs on the event loop. Detection is synchronous and cheap; an explanation is an asyncio task
-awaiting the explainer's future, so a slow or broken model never holds up an alert, and an
-alert flood costs tasks, not threads."""
+Runs on the event loop. Detection is synchronous and cheap; the explainer answers with a future
+whose completion is posted back to the loop through the bus's hand-off (one loop wake-up per
+burst of finished explanations, whatever thread finishes them), so a slow or broken model never
+holds up an alert, and an alert flood costs futures, not threads or self-pipe bytes."""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -36,6 +38,7 @@ class AlertFlow:
         publisher: DurablePublisher,
         state: DaemonState,
         deadletter: DeadLetterSink,
+        call_soon: Callable[..., None],
     ) -> None:
         self._topics = topics
         self._detector = detector
@@ -43,7 +46,9 @@ class AlertFlow:
         self._state = state
         self.telemetry = TelemetryPipeline(topics, detector, policy, self._on_alert, deadletter)
         self.explainer = AlertExplainer(None)
-        self._explaining: set[asyncio.Task[None]] = set()
+        self._call_soon = call_soon  # thread-safe: runs a callable on the loop
+        self._explaining = 0
+        self._all_explained = asyncio.Event()
         self.counters: dict[str, int] = {"explanations_model": 0, "explanations_template": 0}
         # Others that follow alerts (Home Assistant discovery): called on the loop, must not block.
         self.alert_listeners: list[Callable[[Alert], None]] = []
@@ -71,7 +76,7 @@ class AlertFlow:
             log.warning("alert for unusable device id %r: %s", alert.device, err)
             return
         self._publisher.send(Kind.ALERT, topic, alert.to_payload())
-        self._state.save_alerts()
+        self._state.alerts_changed()
         self._notify(self.alert_listeners, alert)
         log.info(
             "alert %s %s %s %s=%g (%s)",
@@ -84,17 +89,21 @@ class AlertFlow:
         )
         if alert.state is AlertState.FIRING:
             history = self._detector.history(alert.device, alert.signal)
-            task = asyncio.get_running_loop().create_task(
-                self._explain(alert, self.explainer.explain(alert, history)), name=f"explain-{alert.id}"
-            )
-            self._explaining.add(task)
-            task.add_done_callback(self._explaining.discard)
+            self._explaining += 1
+            self._all_explained.clear()
+            future = self.explainer.explain(alert, history)
+            future.add_done_callback(functools.partial(self._explanation_ready, alert))
 
-    async def _explain(self, alert: Alert, pending: concurrent.futures.Future[Explanation]) -> None:
+    def _explanation_ready(self, alert: Alert, future: concurrent.futures.Future[Explanation]) -> None:
+        """From whichever thread finished it."""
+        self._call_soon(self._publish_explanation, alert, future)
+
+    def _publish_explanation(self, alert: Alert, future: concurrent.futures.Future[Explanation]) -> None:
+        self._explaining -= 1
+        if self._explaining == 0:
+            self._all_explained.set()
         try:
-            explanation = await asyncio.wrap_future(pending)
-        except asyncio.CancelledError:
-            raise
+            explanation = future.result()
         except Exception:  # the explainer promises a template on failure; belt and braces
             log.exception("explainer failed for alert %s", alert.id)
             explanation = template_explanation(alert)
@@ -115,7 +124,10 @@ class AlertFlow:
         """At shutdown, after the model was closed (its queued work then resolves to templates):
         let the pending explanations go into the outbox."""
         if self._explaining:
-            await asyncio.wait(set(self._explaining), timeout=timeout_s)
+            try:
+                await asyncio.wait_for(self._all_explained.wait(), timeout_s)
+            except TimeoutError:
+                log.warning("%d explanations still pending at shutdown", self._explaining)
 
     def metrics(self) -> dict[str, Any]:
-        return {"explainer": dict(self.explainer.counters), "explanations_pending": len(self._explaining)}
+        return {"explainer": dict(self.explainer.counters), "explanations_pending": self._explaining}

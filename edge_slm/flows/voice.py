@@ -198,13 +198,7 @@ class VoiceFlow:
         self._call_soon(self.components.__setitem__, component, status)
 
     def _call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-        try:
-            loop.call_soon_threadsafe(fn, *args)
-        except RuntimeError:
-            pass  # the loop is closing: shutdown drops late callbacks
+        self._bus.call_soon(fn, *args)  # one loop wake-up per burst (bus/handoff.py)
 
     def _heard(self, transcript: Transcript) -> None:
         heard = {

@@ -6,6 +6,7 @@ raises for bad input."""
 
 from __future__ import annotations
 
+import collections
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from edge_slm.telemetry.codec import decode_telemetry
 log = logging.getLogger(__name__)
 
 DeadLetterSink = Callable[[str, bytes, str], None]  # (topic, payload, reason)
+MAX_CACHED_TOPICS = 10_000
 
 
 @dataclass
@@ -49,11 +51,20 @@ class TelemetryPipeline:
         self._on_alert = on_alert
         self._on_deadletter = on_deadletter
         self.counters = TelemetryCounters()
+        # When set (the daemon's consume loop), alerts are queued here instead of handed to
+        # `on_alert` at once, so the loop can publish a flood of them in slices and yield between.
+        self.alert_queue: collections.deque[Alert] | None = None
+        self._devices: dict[str, str] = {}  # validated telemetry topic -> device id
 
     def handle(self, topic: str, payload: bytes, received_ts: float) -> None:
         self.counters.messages += 1
         try:
-            device = self._topics.device_from_telemetry_topic(topic)
+            device = self._devices.get(topic)
+            if device is None:
+                device = self._topics.device_from_telemetry_topic(topic)
+                if len(self._devices) >= MAX_CACHED_TOPICS:
+                    self._devices.clear()  # bounded: a sender inventing device ids only costs re-validation
+                self._devices[topic] = device
             decoded = decode_telemetry(device, payload, received_ts)
         except (TopicError, DecodeError) as err:
             self._reject(topic, payload, str(err))
@@ -86,7 +97,24 @@ class TelemetryPipeline:
             self.counters.alerts_firing += 1
         else:
             self.counters.alerts_resolved += 1
-        self._on_alert(alert)
+        if self.alert_queue is not None:
+            self.alert_queue.append(alert)
+        else:
+            self._on_alert(alert)
+
+    def emit_queued(self, max_alerts: int) -> int:
+        """Hand up to `max_alerts` queued alerts to `on_alert`; returns how many are left."""
+        queue = self.alert_queue
+        if queue is None:
+            return 0
+        for _ in range(min(max_alerts, len(queue))):
+            alert = queue.popleft()
+            try:
+                self._on_alert(alert)
+            except Exception:  # a bug in publishing one alert must not stop ingest or the others
+                self.counters.internal_errors += 1
+                log.exception("telemetry: publishing alert %s failed", alert.id)
+        return len(queue)
 
     def _reject(self, topic: str, payload: bytes, reason: str, *, count: bool = True) -> None:
         if count:

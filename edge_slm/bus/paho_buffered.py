@@ -1,0 +1,66 @@
+"""A paho client that reads its TCP socket in 64 KiB gulps.
+
+paho reads every packet with two to four `recv` calls (the type byte, each length byte, the
+body) and one `select` per packet: at telemetry rates those syscalls are most of its network
+thread. Here a plain TCP socket gets a read buffer; `pending()` tells paho's loop that bytes are
+buffered (paho asks TLS sockets the same question, so its loop already handles it), and
+`loop_read` goes on while whole packets are buffered. TLS, WebSocket and Unix-socket
+transports are left exactly as paho makes them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+READ_SIZE = 65536
+MAX_PACKETS_PER_READ = 256  # then paho's loop runs once (writes, keepalive) before reading on
+
+
+class BufferedSocket:
+    """Wraps a connected non-blocking socket; everything but `recv` and `pending` is the socket's."""
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._buffer = b""
+        self._pos = 0
+
+    def recv(self, bufsize: int) -> bytes:
+        if self._pos >= len(self._buffer):
+            data = self._sock.recv(max(bufsize, READ_SIZE))  # BlockingIOError / b"" (EOF) go to paho
+            if len(data) <= bufsize:
+                self._buffer, self._pos = b"", 0
+                return data
+            self._buffer, self._pos = data, 0
+        end = self._pos + bufsize
+        chunk = self._buffer[self._pos : end]
+        self._pos = min(end, len(self._buffer))
+        return chunk
+
+    def pending(self) -> int:
+        return len(self._buffer) - self._pos
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class BufferedClient(mqtt.Client):
+    def _create_socket(self) -> Any:
+        sock = super()._create_socket()
+        if getattr(self, "_ssl", False) or getattr(self, "_transport", "tcp") != "tcp":
+            return sock
+        return BufferedSocket(sock)
+
+    def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
+        rc = super().loop_read(max_packets)
+        sock = self._sock
+        if not isinstance(sock, BufferedSocket):
+            return rc
+        budget = MAX_PACKETS_PER_READ
+        while rc == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS and budget:
+            if not sock.pending() or sock is not self._sock:
+                break
+            rc = super().loop_read(max_packets)
+            budget -= 1
+        return rc

@@ -57,9 +57,10 @@ class BufferedClient(mqtt.Client):
         sock = self._sock
         if not isinstance(sock, BufferedSocket):
             return rc
+        buffered: BufferedSocket = sock
         budget = MAX_PACKETS_PER_READ
         while rc == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS and budget:
-            if not sock.pending() or sock is not self._sock:
+            if not buffered.pending() or self._sock is not sock:  # drained, or reconnected
                 break
             rc = super().loop_read(max_packets)
             budget -= 1

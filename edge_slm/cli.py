@@ -71,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     m_quant.add_argument("dst")
     m_quant.add_argument("--type", dest="qtype", default="Q4_K_M")
 
+    say = sub.add_parser("say", help="speak TEXT through the configured voice output (voice.tts, voice.output_device)")
+    _add_config_flags(say)
+    say.add_argument("--tts", choices=["auto", "piper", "espeak"], help="override voice.tts")
+    say.add_argument("text", nargs="+", help="what to say")
+
     devices = sub.add_parser("devices", help="list audio input devices and their sample rates")
     del devices
     return parser
@@ -160,6 +165,17 @@ def cmd_devices(args: argparse.Namespace) -> int:
     return list_devices()
 
 
+def cmd_say(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    _configure_logging(os.environ.get("EDGE_SLM_LOG_LEVEL", "warning"))
+    from edge_slm.voice.speech_out import run_say
+
+    v = settings.voice
+    tts = args.tts or v.tts
+    print(run_say(tts, v.output_device, " ".join(args.text), piper_voice=v.piper_voice, threads=v.tts_threads))
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from edge_slm.demo import run_demo
 
@@ -174,6 +190,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "intent": cmd_intent,
     "models": cmd_models,
     "devices": cmd_devices,
+    "say": cmd_say,
 }
 
 

@@ -16,6 +16,7 @@ from edge_slm.intent.recognizer import IntentRecognizer
 from edge_slm.llm.api import LlmEngine
 from edge_slm.llm.explain import AlertExplainer
 from edge_slm.nav.state import NavStateStore
+from edge_slm.voice.assistant import Assistant
 
 if TYPE_CHECKING:
     from edge_slm.voice.listener import SourceFactory
@@ -29,6 +30,8 @@ class Features:
         settings: Settings,
         engine: LlmEngine | None,
         firing_alerts: Callable[[str | None], list[Alert]],
+        recently_resolved: Callable[[str | None], list[tuple[Alert, float]]] | None = None,
+        latest_readings: Callable[[str | None], dict[str, tuple[float, float]]] | None = None,
     ) -> None:
         self._settings = settings
         self.engine = engine
@@ -42,8 +45,15 @@ class Features:
         self.nav = NavStateStore()
         vehicle = settings.voice.vehicle_device
         self.responder = build_responder(
-            settings, self.nav, lambda: firing_alerts(vehicle or None), self.recognizer.grammar
+            settings,
+            self.nav,
+            lambda: firing_alerts(vehicle or None),
+            self.recognizer.grammar,
+            (lambda: recently_resolved(vehicle or None)) if recently_resolved else None,
+            (lambda: latest_readings(vehicle or None)) if latest_readings else None,
         )
+        # Dialog context, spoken replies and announcements (issue 13)
+        self.assistant = Assistant(settings.voice)
         if settings.poi.file and self.responder.pois is None:
             self.status["poi"] = f"unusable: {settings.poi.file}"
         self._listener: Any = None
@@ -62,7 +72,7 @@ class Features:
 
     def answer(self, transcript: Transcript) -> Reply:
         """Runs on the intent worker thread (the model tier may take a while)."""
-        return answer(transcript, self.recognizer, self.responder)
+        return answer(transcript, self.recognizer, self.responder, context=self.assistant.context)
 
     def update_nav(self, payload: bytes) -> str:
         """Keep the latest navigation state; returns the rejection reason for a bad payload."""
@@ -82,6 +92,7 @@ class Features:
         if not voice.enabled:
             self.status["microphone"] = "disabled"
             return
+        self.assistant.start_speech(on_status)
         if not voice.vosk_model:
             self.status["microphone"] = "off: no voice.vosk_model configured (transcripts over MQTT still work)"
             log.info("voice: no voice.vosk_model configured; listening for transcripts over MQTT only")
@@ -101,11 +112,14 @@ class Features:
             open_fallback=voice.open_fallback,
             debug=self._settings.log_level == "debug",
         )
+        if self.voice_source_factory is None:  # half-duplex only where the microphone can hear the speaker
+            self._listener.own_speech = self.assistant.heard_itself
         self._listener.start()
 
     def stop_voice(self) -> None:
         if self._listener is not None:
             self._listener.stop()
+        self.assistant.close()
 
     def open_listen_window(self) -> None:
         if self._listener is not None:
@@ -115,6 +129,9 @@ class Features:
         out: dict[str, Any] = {}
         if self._listener is not None:
             out["voice"] = dict(self._listener.counters())
+        speech = self.assistant.metrics()
+        if speech:
+            out["speech"] = speech
         return out
 
     def close(self) -> None:
@@ -122,11 +139,16 @@ class Features:
             self.engine.close()
 
 
-def build_features(settings: Settings, firing_alerts: Callable[[str | None], list[Alert]]) -> Features:
+def build_features(
+    settings: Settings,
+    firing_alerts: Callable[[str | None], list[Alert]],
+    recently_resolved: Callable[[str | None], list[tuple[Alert, float]]] | None = None,
+    latest_readings: Callable[[str | None], dict[str, tuple[float, float]]] | None = None,
+) -> Features:
     """Loads the model (raising ModelError, exit 3, when it is missing or cannot fit)."""
     engine: LlmEngine | None = None
     if settings.model.enabled:
         from edge_slm.llm.engine import load_engine
 
         engine = load_engine(settings)
-    return Features(settings, engine, firing_alerts)
+    return Features(settings, engine, firing_alerts, recently_resolved, latest_readings)

@@ -34,6 +34,7 @@ from edge_slm.detect.rules import load_rules
 from edge_slm.errors import DecodeError
 from edge_slm.events import Alert, AlertState, Explanation, Reply, Transcript
 from edge_slm.features import Features, build_features
+from edge_slm.telemetry.latest import LatestValues
 from edge_slm.telemetry.pipeline import TelemetryPipeline
 from edge_slm.transcripts import parse_transcript
 
@@ -52,7 +53,12 @@ class Daemon:
         self.policy = AlertPolicy(settings.detect.cooldown_s)
         self.outbox = self._open_outbox()
         self._restore_state()
-        self.features = features if features is not None else build_features(settings, self.policy.firing)
+        self.latest = LatestValues()  # latest known signal values, for vehicle_status replies
+        self.features = (
+            features
+            if features is not None
+            else build_features(settings, self.policy.firing, self.policy.recently_resolved, self.latest.for_device)
+        )
         self.bus = MqttBus(
             settings.mqtt,
             client_id=settings.mqtt.client_id or f"edge-slm-{settings.effective_node_id}",
@@ -67,7 +73,9 @@ class Daemon:
             on_published=self._on_published,
         )
         self.publisher = DurablePublisher(self.bus, self.outbox, settings.outbox.replay_rate_per_s)
-        self.telemetry = TelemetryPipeline(self.topics, self.detector, self.policy, self._on_alert, self._deadletter)
+        self.telemetry = TelemetryPipeline(
+            self.topics, self.detector, self.policy, self._on_alert, self._deadletter, on_sample=self.latest.update
+        )
         self.counters: dict[str, int] = {
             "explanations_model": 0,
             "explanations_template": 0,
@@ -226,6 +234,7 @@ class Daemon:
             alert.rule,
         )
         if alert.state is AlertState.FIRING:
+            self.features.assistant.announce(alert)  # spoken if the announce policy says so
             history = self.detector.history(alert.device, alert.signal)
             future = self.features.explainer.explain(alert, history)
             future.add_done_callback(functools.partial(self._explanation_done, alert))
@@ -295,6 +304,7 @@ class Daemon:
         for action in reply.actions:
             self.publisher.send(Kind.ACTION, self.topics.action(action.kind), dict(action.payload))
             self.counters["actions"] += 1
+        reply = dataclasses.replace(reply, spoken=self.features.assistant.speak_reply(reply))
         self.publisher.send(Kind.REPLY, self.topics.reply, reply.to_payload())
         self.counters["replies"] += 1
 

@@ -14,7 +14,7 @@ from edge_slm.bus.topics import TopicError, Topics
 from edge_slm.detect.detector import Detector
 from edge_slm.detect.policy import AlertPolicy
 from edge_slm.errors import DecodeError
-from edge_slm.events import Alert, AlertState
+from edge_slm.events import Alert, AlertState, Sample
 from edge_slm.telemetry.codec import decode_telemetry
 
 log = logging.getLogger(__name__)
@@ -40,12 +40,14 @@ class TelemetryPipeline:
         policy: AlertPolicy,
         on_alert: Callable[[Alert], None],
         on_deadletter: Callable[[str, bytes, str], None],
+        on_sample: Callable[[Sample], None] | None = None,
     ) -> None:
         self._topics = topics
         self._detector = detector
         self._policy = policy
         self._on_alert = on_alert
         self._on_deadletter = on_deadletter
+        self._on_sample = on_sample  # e.g. the latest-values store behind vehicle_status replies
         self.counters = TelemetryCounters()
 
     def handle(self, topic: str, payload: bytes, received_ts: float) -> None:
@@ -63,6 +65,8 @@ class TelemetryPipeline:
             self._reject(topic, payload, f"signals rejected (others accepted): {reasons}", count=False)
         sample = decoded.sample
         try:
+            if self._on_sample is not None:
+                self._on_sample(sample)
             for due in self._policy.tick(sample.device, sample.ts, self._still_active):
                 self._emit(due)
             for finding in self._detector.process(sample):

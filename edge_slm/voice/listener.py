@@ -104,6 +104,8 @@ class VoiceListener:
         self._status: dict[str, str] = {}
         self._source_live = False
         self.source_finished = threading.Event()
+        # Half-duplex: (start_ts, end_ts) -> True when the assistant's own voice overlapped that span.
+        self.own_speech: Callable[[float, float], bool] | None = None
         self._counters: dict[str, int] = dict.fromkeys(
             (
                 "frames_dropped",
@@ -119,6 +121,7 @@ class VoiceListener:
                 "device_opens",
                 "device_losses",
                 "errors",
+                "own_speech_ignored",
             ),
             0,
         )
@@ -271,6 +274,10 @@ class VoiceListener:
     # -- utterances --------------------------------------------------------------------------------
     def _on_vad(self, event: VadEvent) -> None:
         if event.kind is VadEventKind.START:
+            if self.own_speech is not None and self.own_speech(event.t_s, event.t_s):
+                self._target = _Target.IGNORE  # the assistant is speaking: that is its own voice
+                self._count("own_speech_ignored")
+                return
             self._target = self._choose_target()
             self._utt_start_s = event.t_s
             self._utt_audio_t_s = event.audio_t_s
@@ -282,6 +289,12 @@ class VoiceListener:
             if self._target is not _Target.IGNORE:
                 self._submit(self._asr_accept, self._target, event.pcm)
         elif event.kind is VadEventKind.END:
+            own_voice = self.own_speech is not None and self.own_speech(self._utt_start_s, event.t_s)
+            if self._target is not _Target.IGNORE and own_voice:  # it started speaking during the utterance
+                self._count("own_speech_ignored")
+                self._submit(self._asr_drop, self._target)
+                self._target = _Target.IGNORE
+                return
             if self._target is not _Target.IGNORE:
                 self._count("utterances")
                 self._submit(self._asr_end, self._target, self._utt_start_s, event.t_s, self._utt_audio_t_s)

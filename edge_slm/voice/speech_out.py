@@ -204,8 +204,13 @@ def build_speech_output(tts: str, piper_voice: str = "", threads: int = 1) -> Sp
     Raises DependencyMissing / SpeechError when the choice cannot be met."""
     if tts == "off":
         return None
-    if tts == "piper" or (tts == "auto" and piper_installed() and (piper_voice or default_piper_voice())):
+    if tts == "piper":
         return PiperSpeech(piper_voice, threads)
+    if tts == "auto" and piper_installed() and (piper_voice or default_piper_voice()):
+        try:
+            return PiperSpeech(piper_voice, threads)
+        except EdgeSlmError as err:
+            log.warning("Piper is unusable (%s); speaking with espeak-ng", err.message)
     return EspeakSpeech()
 
 
@@ -285,13 +290,19 @@ class Speaker:
 
     def __init__(
         self,
-        speech: SpeechOutput,
+        speech: SpeechOutput | Callable[[], SpeechOutput],
         sink_factory: Callable[[], AudioSink],
         *,
         tail_s: float = 0.4,
         on_status: Callable[[str, str], None] | None = None,
     ) -> None:
-        self.speech = speech
+        # A factory is called on the speaking thread (loading Piper takes a second or two).
+        self._speech: SpeechOutput | None = None
+        self._speech_factory: Callable[[], SpeechOutput] | None = None
+        if callable(speech) and not hasattr(speech, "synthesize"):
+            self._speech_factory = speech
+        else:
+            self._speech = speech  # type: ignore[assignment]
         self._sink_factory = sink_factory
         self.tail_s = tail_s
         self._on_status = on_status
@@ -308,6 +319,14 @@ class Speaker:
         self.last: Utterance | None = None
 
     # -- public --------------------------------------------------------------------------------------
+    @property
+    def speech(self) -> SpeechOutput:
+        """The synthesizer, built now if it was given as a factory (raises when it cannot be)."""
+        if self._speech is None:
+            assert self._speech_factory is not None
+            self._speech = self._speech_factory()
+        return self._speech
+
     def start(self) -> None:
         if self._thread is None:
             self._stop.clear()
@@ -354,16 +373,25 @@ class Speaker:
                 pass
             self._thread.join(timeout_s)
             self._thread = None
-        self.speech.close()
+        if self._speech is not None:
+            self._speech.close()
 
     # -- speaking thread --------------------------------------------------------------------------------
     def _warm_up(self) -> None:
-        """Import PortAudio and run the synthesizer once, so the first reply does not pay for it."""
+        """Build the synthesizer, import PortAudio and synthesize once, so the first reply does not pay for it."""
+        try:
+            speech = self.speech
+        except EdgeSlmError as err:
+            self._report(f"missing: {err.message}")
+            return
+        except Exception as err:
+            self._report(f"missing: {err}")
+            return
         try:
             from edge_slm.voice.audio import import_sounddevice
 
             import_sounddevice()
-            for _ in self.speech.synthesize("OK."):
+            for _ in speech.synthesize("OK."):
                 pass
         except Exception as err:  # reported properly at the first utterance
             log.debug("speech warm-up: %s", err)
@@ -389,7 +417,7 @@ class Speaker:
         started = time.monotonic()
         samples = 0
         try:
-            for pcm in self.speech.synthesize(utterance.text):
+            for pcm in self._synthesize_ahead(self.speech, utterance.text):
                 if self._stop.is_set():
                     break
                 if sink is None:
@@ -421,8 +449,31 @@ class Speaker:
                 if self._speaking_since is not None:
                     self._intervals.append((self._speaking_since, time.time()))
                 self._speaking_since = None
-        utterance.audio_s = samples / self.speech.sample_rate_hz
+        if self._speech is not None:
+            utterance.audio_s = samples / self._speech.sample_rate_hz
         return utterance
+
+    def _synthesize_ahead(self, speech: SpeechOutput, text: str) -> Iterator[bytes]:
+        """The synthesizer runs on its own thread, so the next sentence is made while this one plays
+        (synthesizing between blocking writes would leave gaps)."""
+        chunks: queue.Queue[bytes | BaseException | None] = queue.Queue()
+
+        def produce() -> None:
+            try:
+                for pcm in speech.synthesize(text):
+                    chunks.put(pcm)
+                    if self._stop.is_set():
+                        break
+            except BaseException as err:  # handed to the playing thread, which reports it
+                chunks.put(err)
+            finally:
+                chunks.put(None)
+
+        threading.Thread(target=produce, name="speech-synth", daemon=True).start()
+        while (item := chunks.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
 
     def _play(self, sink: AudioSink, pcm: bytes) -> None:
         block = max(2, int(self.speech.sample_rate_hz * WRITE_BLOCK_S) * 2)
@@ -460,12 +511,36 @@ def build_speaker(
     *,
     piper_voice: str = "",
     threads: int = 1,
+    tail_s: float = 0.4,
     on_status: Callable[[str, str], None] | None = None,
 ) -> Speaker | None:
-    """A started Speaker for the config, or None when `tts` is "off". Raises when the synthesizer is missing."""
-    speech = build_speech_output(tts, piper_voice, threads)
-    if speech is None:
+    """A started Speaker for the config, or None when `tts` is "off". The synthesizer is built on the
+    speaking thread; when it cannot be, the status says so and texts are dropped (counted)."""
+    if tts == "off":
         return None
-    speaker = Speaker(speech, lambda: SoundDeviceSink(output_device), on_status=on_status)
+
+    def speech() -> SpeechOutput:
+        built = build_speech_output(tts, piper_voice, threads)
+        assert built is not None
+        return built
+
+    speaker = Speaker(speech, lambda: SoundDeviceSink(output_device), tail_s=tail_s, on_status=on_status)
     speaker.start()
     return speaker
+
+
+def run_say(tts: str, output_device: str, text: str, *, piper_voice: str = "", threads: int = 1) -> str:
+    """`edge-slm say TEXT`: speak once, blocking; returns a one-line report. Raises SpeechError
+    (exit 3) when nothing could be spoken."""
+    speech = build_speech_output(tts, piper_voice, threads)
+    if speech is None:
+        raise SpeechError('voice.tts is "off": nothing is spoken (try --tts espeak)')
+    speaker = Speaker(speech, lambda: SoundDeviceSink(output_device))
+    cleaned = clean_for_speech(text)
+    if not cleaned:
+        raise SpeechError("nothing to say", exit_code=2)
+    done = speaker.speak_now(Utterance(cleaned, "say"))
+    if done.error:
+        raise SpeechError(f"could not speak: {done.error}")
+    where = output_device or "the default output"
+    return f"spoke {done.audio_s:.1f} s with {speech.name} on {where}; first audio after {done.first_audio_ms:.0f} ms"

@@ -216,15 +216,15 @@ class DialogContext:
                 self._remember(self._pending, speaker, _Pending(intent, text, actions, now))
                 return confirmation_question(held[0]), ()
             slots = intent.slots
-            entities = _Turn(
-                intent=intent.name,
-                place=place or slots.get("destination", ""),
-                category=slots.get("category", "") if intent.name == IntentName.FIND_POI.value else "",
-                contact=slots.get("contact", ""),
-                at=now,
-            )
-            if entities.place or entities.category or entities.contact:  # other turns keep the last entities
-                self._remember(self._turns, speaker, entities)
+            place = place or slots.get("destination", "")
+            category = slots.get("category", "") if intent.name == IntentName.FIND_POI.value else ""
+            contact = slots.get("contact", "")
+            if place or category or contact:  # a turn without entities ("what's the traffic") keeps the last ones
+                last = self._turns.get(speaker)
+                if last is not None and now - last.at <= self._ttl_s and (not place or place == last.place):
+                    place, category = last.place, category or last.category  # "how far is it" still means it
+                contact = contact or (last.contact if last is not None else "")
+                self._remember(self._turns, speaker, _Turn(intent.name, place, category, contact, now))
         return text, actions
 
     def _remember(self, table: collections.OrderedDict[str, Any], speaker: str, value: Any) -> None:

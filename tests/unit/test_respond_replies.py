@@ -280,6 +280,7 @@ def test_answer_end_to_end_with_sample_pois(tmp_path: Path) -> None:
         "slots": {"category": "pharmacy"},
         "text": reply.text,
         "latency_ms": 2.0,
+        "source": "grammar",
     }
     reply = answer(Transcript(id="t2", text="call mom", source="mqtt"), rec, responder)
     assert reply.actions == (Action("call", {"contact": "mom"}),)

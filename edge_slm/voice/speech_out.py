@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 MAX_SPOKEN_CHARS = 600
 MAX_QUEUED = 8
 WRITE_BLOCK_S = 0.05  # playback is written in blocks this long, so stop() is heard at once
+OUTPUT_LATENCY_S = 0.15  # device buffer: a smaller one underruns (gaps) on a busy 2-core board
 TTS_CHOICES = ("auto", "piper", "espeak", "off")
 PLAYBACK_INTERVALS_KEPT = 16
 _SPOKEN_COUNTER = {"reply": "spoken_replies", "announcement": "spoken_announcements", "say": "spoken_say"}
@@ -238,14 +239,17 @@ class SoundDeviceSink:
         self.latency_s = 0.0
 
     def open(self, sample_rate_hz: int) -> None:
-        from edge_slm.voice.audio import FALLBACK_RATES_HZ, Resampler, import_sounddevice
+        from edge_slm.voice.audio import FALLBACK_RATES_HZ, Resampler, import_sounddevice, rescan_devices
 
         sd = import_sounddevice()
         last: Exception | None = None
-        for rate in (sample_rate_hz, *FALLBACK_RATES_HZ):
+        rates = (sample_rate_hz, *FALLBACK_RATES_HZ)
+        for attempt, rate in enumerate((*rates, *rates)):
+            if attempt == len(rates):
+                rescan_devices(sd)  # PortAudio lists devices once: a sound server started later needs a rescan
             try:
                 stream = sd.RawOutputStream(
-                    samplerate=rate, channels=1, dtype="int16", device=self.device, latency="low"
+                    samplerate=rate, channels=1, dtype="int16", device=self.device, latency=OUTPUT_LATENCY_S
                 )
                 stream.start()
             except Exception as err:  # PortAudioError, ValueError for an unknown device name
@@ -317,6 +321,7 @@ class Speaker:
             ("spoken_replies", "spoken_announcements", "spoken_say", "dropped_queue_full", "errors"), 0
         )
         self.last: Utterance | None = None
+        self.history: collections.deque[Utterance] = collections.deque(maxlen=PLAYBACK_INTERVALS_KEPT)
 
     # -- public --------------------------------------------------------------------------------------
     @property
@@ -413,6 +418,7 @@ class Speaker:
     def speak_now(self, utterance: Utterance) -> Utterance:
         """Synthesize and play one utterance here and now (blocking). Errors are recorded, not raised."""
         self.last = utterance
+        self.history.append(utterance)
         sink: AudioSink | None = None
         started = time.monotonic()
         samples = 0

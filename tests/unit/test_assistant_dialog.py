@@ -3,6 +3,7 @@ in-car assistant (issue 13), with the real grammar, responder and sample POI fil
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from edge_slm.intent.recognizer import IntentRecognizer
 from edge_slm.nav.state import NavStateStore
 from edge_slm.telemetry.latest import MAX_SIGNALS_PER_DEVICE, LatestValues
 from edge_slm.voice.announce import AnnouncePolicy, announcement_text, parse_min_severity
+from edge_slm.voice.speech_out import EspeakSpeech, Speaker, clean_for_speech, split_clauses
 
 COOLANT = "Vehicle.Powertrain.CombustionEngine.EngineCoolant.Temperature"
 VOLTAGE = "Vehicle.LowVoltageBattery.CurrentVoltage"
@@ -268,3 +270,61 @@ def test_spoken_values(signal: str, value: float, expected: str) -> None:
     spoken = spoken_signal(signal)
     assert spoken is not None and say_value(spoken, value) == expected
     assert say_value(spoken, float("inf")) == ""
+
+
+# -- the speaker's bookkeeping (real espeak-ng, a sink that plays in real time into memory) ---------------
+
+
+class PacedSink:
+    def __init__(self) -> None:
+        self.rate_hz = 0
+        self.samples = 0
+
+    def open(self, sample_rate_hz: int) -> None:
+        self.rate_hz = sample_rate_hz
+
+    def write(self, pcm: bytes) -> None:
+        self.samples += len(pcm) // 2
+        time.sleep(len(pcm) / 2 / self.rate_hz)
+
+    def close(self) -> None:
+        pass
+
+
+def test_speaker_plays_in_order_and_knows_when_it_was_audible() -> None:
+    sinks: list[PacedSink] = []
+
+    def sink() -> PacedSink:
+        sinks.append(PacedSink())
+        return sinks[-1]
+
+    speaker = Speaker(EspeakSpeech(), sink, tail_s=0.4)
+    speaker.start()
+    before = time.time()
+    reply = speaker.say("Calling mom.", "reply")
+    announcement = speaker.say("Warning: engine coolant at 118 °C.", "announcement")
+    assert reply is not None and announcement is not None and speaker.busy
+    assert announcement.text == "Warning: engine coolant at 118 degrees Celsius."
+    assert announcement.done.wait(20) and reply.done.is_set()
+    after = time.time()
+    speaker.close()
+    assert [u.kind for u in speaker.history] == ["reply", "announcement"]  # one at a time, in order
+    assert speaker.counters["spoken_replies"] == 1 and speaker.counters["spoken_announcements"] == 1
+    assert [s.samples for s in sinks] == [
+        round(u.audio_s * s.rate_hz) for u, s in zip(speaker.history, sinks, strict=True)
+    ]
+    assert speaker.heard_itself(before + 0.3, before + 0.5)  # while it spoke
+    assert speaker.heard_itself(after + 0.2, after + 1.0)  # inside the tail
+    assert not speaker.heard_itself(after + 0.6, after + 2.0)  # after the tail
+    assert not speaker.heard_itself(before - 5.0, before - 1.0)  # before it spoke
+    assert speaker.say("\x00\x07  ") is None  # nothing printable to say
+
+
+def test_clauses_and_speech_text() -> None:
+    assert split_clauses("Starting navigation to the central station. Traffic is light.") == [
+        "Starting navigation to the central station.",
+        "Traffic is light.",
+    ]
+    assert split_clauses("It is 1.2 km, turn left. Ok.") == ["It is 1.2 km, turn left. Ok."]
+    assert clean_for_speech("Battery\nat 80%,\tcoolant 90 °C") == "Battery at 80 percent, coolant 90 degrees Celsius"
+    assert len(clean_for_speech("a " * 1000)) <= 600

@@ -279,11 +279,13 @@ class PacedSink:
     def __init__(self) -> None:
         self.rate_hz = 0
         self.samples = 0
+        self.first_write_ts = 0.0
 
     def open(self, sample_rate_hz: int) -> None:
         self.rate_hz = sample_rate_hz
 
     def write(self, pcm: bytes) -> None:
+        self.first_write_ts = self.first_write_ts or time.time()
         self.samples += len(pcm) // 2
         time.sleep(len(pcm) / 2 / self.rate_hz)
 
@@ -313,7 +315,8 @@ def test_speaker_plays_in_order_and_knows_when_it_was_audible() -> None:
     assert [s.samples for s in sinks] == [
         round(u.audio_s * s.rate_hz) for u, s in zip(speaker.history, sinks, strict=True)
     ]
-    assert speaker.heard_itself(before + 0.3, before + 0.5)  # while it spoke
+    playing = sinks[0].first_write_ts
+    assert speaker.heard_itself(playing + 0.2, playing + 0.3)  # while it spoke
     assert speaker.heard_itself(after + 0.2, after + 1.0)  # inside the tail
     assert not speaker.heard_itself(after + 0.6, after + 2.0)  # after the tail
     assert not speaker.heard_itself(before - 5.0, before - 1.0)  # before it spoke

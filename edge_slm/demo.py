@@ -171,7 +171,8 @@ def _plan_voice(workdir: Path) -> tuple[_Voice | None, str]:
 def _plan_speech() -> tuple[str, str]:
     """(voice.tts for the demo, one line telling the user whether replies are spoken and where)."""
     try:
-        from edge_slm.voice.speech_out import describe_engine, describe_output
+        from edge_slm.voice.speaker import describe_output
+        from edge_slm.voice.speech_out import describe_engine
 
         engine = describe_engine("auto")
         if not engine:

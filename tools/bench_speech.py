@@ -23,15 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from edge_slm.voice.speech_out import (
-    EspeakSpeech,
-    PiperSpeech,
-    SoundDeviceSink,
-    Speaker,
-    SpeechOutput,
-    Utterance,
-    clean_for_speech,
-)
+from edge_slm.voice.speaker import SoundDeviceSink, Speaker, Utterance
+from edge_slm.voice.speech_out import EspeakSpeech, PiperSpeech, SpeechOutput, clean_for_speech
 
 REPLIES = {
     "short": "Calling mom.",

@@ -26,7 +26,7 @@ class Assistant:
         self.announcer = AnnouncePolicy(
             parse_min_severity(voice.announce_severity), voice.vehicle_device, repeat_after_s=voice.announce_repeat_s
         )
-        self.speaker: Any = None  # speech_out.Speaker once started
+        self.speaker: Any = None  # speaker.Speaker once started
         self.counters: dict[str, int] = {"announcements": 0}
 
     @property
@@ -37,7 +37,7 @@ class Assistant:
         """Start the speaker (its thread loads the synthesizer). Never raises: problems go to on_status."""
         if not self.speech_enabled or self.speaker is not None:
             return
-        from edge_slm.voice.speech_out import build_speaker
+        from edge_slm.voice.speaker import build_speaker
 
         v = self._voice
         self.speaker = build_speaker(

@@ -19,7 +19,8 @@ from audio_fixtures import SINK, PulseServer, pulse_server
 from daemon_fixtures import InProcessDaemon, daemon_settings
 from mqtt_fixtures import Broker, Recorder, publisher
 
-from edge_slm.voice.speech_out import SoundDeviceSink, Speaker, Utterance, build_speech_output
+from edge_slm.voice.speaker import SoundDeviceSink, Speaker, Utterance
+from edge_slm.voice.speech_out import build_speech_output
 
 __all__ = ["pulse_server"]  # the fixture, re-exported for pytest
 

@@ -19,7 +19,8 @@ from edge_slm.intent.recognizer import IntentRecognizer
 from edge_slm.nav.state import NavStateStore
 from edge_slm.telemetry.latest import MAX_SIGNALS_PER_DEVICE, LatestValues
 from edge_slm.voice.announce import AnnouncePolicy, announcement_text, parse_min_severity
-from edge_slm.voice.speech_out import EspeakSpeech, Speaker, clean_for_speech, split_clauses
+from edge_slm.voice.speaker import Speaker
+from edge_slm.voice.speech_out import EspeakSpeech, clean_for_speech, split_clauses
 
 COOLANT = "Vehicle.Powertrain.CombustionEngine.EngineCoolant.Temperature"
 VOLTAGE = "Vehicle.LowVoltageBattery.CurrentVoltage"

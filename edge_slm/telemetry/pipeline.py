@@ -65,14 +65,14 @@ class TelemetryPipeline:
             self._reject(topic, payload, f"signals rejected (others accepted): {reasons}", count=False)
         sample = decoded.sample
         try:
-            if self._on_sample is not None:
-                self._on_sample(sample)
             for due in self._policy.tick(sample.device, sample.ts, self._still_active):
                 self._emit(due)
             for finding in self._detector.process(sample):
                 alert = self._policy.apply(finding)
                 if alert is not None:
                     self._emit(alert)
+            if self._on_sample is not None:  # after detection: a failure here never costs an alert
+                self._on_sample(sample)
         except Exception:  # a bug in detection must not stop ingest; it is counted and logged
             self.counters.internal_errors += 1
             log.exception("telemetry: detection failed for %s", topic)

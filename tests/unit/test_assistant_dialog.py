@@ -332,3 +332,27 @@ def test_clauses_and_speech_text() -> None:
     assert split_clauses("It is 1.2 km, turn left. Ok.") == ["It is 1.2 km, turn left. Ok."]
     assert clean_for_speech("Battery\nat 80%,\tcoolant 90 °C") == "Battery at 80 percent, coolant 90 degrees Celsius"
     assert len(clean_for_speech("a " * 1000)) <= 600
+
+
+@pytest.mark.parametrize(
+    ("voice", "key"),
+    [
+        ({"tts": "festival"}, "voice.tts"),
+        ({"announce_severity": "loud"}, "voice.announce_severity"),
+        ({"confirm_actions": ["unlock"]}, "voice.confirm_actions"),
+        ({"tts_threads": 0}, "voice.tts_threads"),
+        ({"context_ttl_s": -1}, "voice.context_ttl_s"),
+        ({"speak": True}, "voice.speak"),
+    ],
+)
+def test_new_voice_keys_are_validated(voice: dict[str, object], key: str) -> None:
+    from edge_slm.config import load_settings
+    from edge_slm.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        load_settings(None, "generic", environ={}, cli_overrides={"voice": voice})
+    assert err.value.key == key
+    ok = load_settings(
+        None, "generic", environ={}, cli_overrides={"voice": {"output_device": 3, "confirm_actions": ["call"]}}
+    )
+    assert ok.voice.output_device == "3" and ok.voice.confirm_actions == ("call",) and ok.voice.tts == "auto"

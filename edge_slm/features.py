@@ -114,6 +114,8 @@ class Features:
         )
         if self.voice_source_factory is None:  # half-duplex only where the microphone can hear the speaker
             self._listener.own_speech = self.assistant.heard_itself
+            if voice.barge_in:
+                self._listener.on_barge_in = self.assistant.barge_in
         self._listener.start()
 
     def stop_voice(self) -> None:

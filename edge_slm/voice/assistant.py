@@ -27,7 +27,7 @@ class Assistant:
             parse_min_severity(voice.announce_severity), voice.vehicle_device, repeat_after_s=voice.announce_repeat_s
         )
         self.speaker: Any = None  # speaker.Speaker once started
-        self.counters: dict[str, int] = {"announcements": 0}
+        self.counters: dict[str, int] = {"announcements": 0, "barge_ins": 0}
 
     @property
     def speech_enabled(self) -> bool:
@@ -67,6 +67,12 @@ class Assistant:
         log.info("announcing alert %s: %s", alert.id, announcement.text)
         self.counters["announcements"] += 1
         return self.speaker.say(announcement.text, "announcement") is not None
+
+    def barge_in(self) -> None:
+        """The wake phrase was heard while speaking (or not): stop talking, the driver comes first."""
+        if self.speaker is not None:
+            self.counters["barge_ins"] += 1
+            self.speaker.interrupt()
 
     def heard_itself(self, start_ts: float, end_ts: float) -> bool:
         """Half-duplex: an utterance overlapping the assistant's own speech is not a command."""

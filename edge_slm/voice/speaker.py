@@ -99,6 +99,7 @@ class Utterance:
     synth_s: float = 0.0
     audio_s: float = 0.0
     error: str = ""
+    interrupted: bool = False
 
 
 class Speaker:
@@ -125,12 +126,14 @@ class Speaker:
         self._queue: queue.Queue[Utterance | None] = queue.Queue(maxsize=MAX_QUEUED)
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._interrupt = threading.Event()  # barge-in: cut the current utterance and what is queued
+        self._current: Utterance | None = None  # being synthesized or played by the speaking thread
         self._lock = threading.Lock()
         self._speaking_since: float | None = None  # wall clock
         self._intervals: collections.deque[tuple[float, float]] = collections.deque(maxlen=PLAYBACK_INTERVALS_KEPT)
         self._status = ""
         self.counters: dict[str, int] = dict.fromkeys(
-            ("spoken_replies", "spoken_announcements", "spoken_say", "dropped_queue_full", "errors"), 0
+            ("spoken_replies", "spoken_announcements", "spoken_say", "dropped_queue_full", "errors", "interrupted"), 0
         )
         self.last: Utterance | None = None
         self.history: collections.deque[Utterance] = collections.deque(maxlen=PLAYBACK_INTERVALS_KEPT)
@@ -181,6 +184,24 @@ class Speaker:
         now = time.time()
         return self.heard_itself(now, now)
 
+    def interrupt(self) -> None:
+        """Stop speaking now and drop what is queued (the driver said the wake phrase)."""
+        dropped = 0
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:  # a close() in progress: keep its sentinel
+                self._queue.put_nowait(None)
+                break
+            item.interrupted = True
+            item.done.set()
+            dropped += 1
+        if self._current is not None or dropped:
+            self._interrupt.set()
+            self._count("interrupted")
+
     def close(self, timeout_s: float = 5.0) -> None:
         self._stop.set()
         if self._thread is not None:
@@ -219,12 +240,16 @@ class Speaker:
             utterance = self._queue.get()
             if utterance is None:
                 break
+            self._current = utterance
             try:
-                self.speak_now(utterance)
+                if not utterance.interrupted:
+                    self.speak_now(utterance)
             except Exception:  # a bug must not end speech for good
                 log.exception("speaking failed")
                 self._count("errors")
             finally:
+                self._current = None
+                self._interrupt.clear()  # a barge-in ends what was said then, not what is said next
                 utterance.done.set()
 
     def speak_now(self, utterance: Utterance) -> Utterance:
@@ -236,7 +261,8 @@ class Speaker:
         samples = 0
         try:
             for pcm in self._synthesize_ahead(self.speech, utterance.text):
-                if self._stop.is_set():
+                if self._stop.is_set() or self._interrupt.is_set():
+                    utterance.interrupted = self._interrupt.is_set()
                     break
                 if sink is None:
                     utterance.synth_s = time.monotonic() - started
@@ -247,7 +273,10 @@ class Speaker:
                     utterance.first_audio_ms = (time.monotonic() - utterance.queued_ts) * 1000.0
                 self._play(sink, pcm)
                 samples += len(pcm) // 2
+            utterance.interrupted = utterance.interrupted or self._interrupt.is_set()
             if sink is None:
+                if utterance.interrupted or self._stop.is_set():
+                    return utterance
                 raise SpeechError(f"{self.speech.name} produced no audio")
             sink.close()
             self._report("ok: " + self.speech.name)
@@ -296,7 +325,7 @@ class Speaker:
     def _play(self, sink: AudioSink, pcm: bytes) -> None:
         block = max(2, int(self.speech.sample_rate_hz * WRITE_BLOCK_S) * 2)
         for offset in range(0, len(pcm), block):
-            if self._stop.is_set():
+            if self._stop.is_set() or self._interrupt.is_set():
                 return
             sink.write(pcm[offset : offset + block])
 

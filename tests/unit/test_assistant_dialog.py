@@ -356,3 +356,31 @@ def test_new_voice_keys_are_validated(voice: dict[str, object], key: str) -> Non
         None, "generic", environ={}, cli_overrides={"voice": {"output_device": 3, "confirm_actions": ["call"]}}
     )
     assert ok.voice.output_device == "3" and ok.voice.confirm_actions == ("call",) and ok.voice.tts == "auto"
+
+
+def test_barge_in_cuts_the_current_utterance_and_drops_the_queue() -> None:
+    sinks: list[PacedSink] = []
+
+    def sink() -> PacedSink:
+        sinks.append(PacedSink())
+        return sinks[-1]
+
+    speaker = Speaker(EspeakSpeech(), sink)
+    speaker.start()
+    long_reply = speaker.say("The nearest charging station is EnBW Sendlinger Tor, one point two kilometers away.")
+    queued = speaker.say("Warning: engine coolant at 118 °C.", "announcement")
+    assert long_reply is not None and queued is not None
+    deadline = time.monotonic() + 20
+    while not (sinks and sinks[0].samples) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    cut_at = time.monotonic()
+    speaker.interrupt()
+    assert long_reply.done.wait(5) and queued.done.wait(1)
+    assert time.monotonic() - cut_at < 1.0
+    assert long_reply.interrupted and queued.interrupted and speaker.counters["interrupted"] == 1
+    full_samples = sum(len(pcm) // 2 for pcm in EspeakSpeech().synthesize(long_reply.text))
+    assert sinks[0].samples < 0.5 * full_samples  # cut well before its end
+    after = speaker.say("Calling mom.")
+    assert after is not None and after.done.wait(20)
+    speaker.close()
+    assert not after.interrupted and after.audio_s > 0.5 and len(sinks) == 2  # the next reply is spoken

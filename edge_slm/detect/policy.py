@@ -5,6 +5,7 @@ ids are derived from the fault's onset so a replay or a restart yields the same 
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -13,6 +14,7 @@ from edge_slm.events import Alert, AlertState, Finding, Severity
 
 AlertKey = tuple[str, str, str]  # (device, rule, signal)
 MAX_REMEMBERED_RESOLVES = 5000  # for cooldowns; older resolves are long past any cooldown
+MAX_RECENTLY_RESOLVED = 64  # resolved alerts kept for "the coolant warning cleared 20 seconds ago"
 
 
 def alert_id(device: str, rule: str, signal: str, onset_ts: float) -> str:
@@ -27,8 +29,9 @@ class _Suppressed:
 
 
 class AlertPolicy:
-    def __init__(self, cooldown_s: float) -> None:
+    def __init__(self, cooldown_s: float, clock: Callable[[], float] = time.time) -> None:
         self._cooldown_s = cooldown_s
+        self._clock = clock
         self._firing: dict[AlertKey, Alert] = {}
         self._resolved_at: dict[AlertKey, float] = {}
         self._suppressed: dict[AlertKey, _Suppressed] = {}
@@ -38,9 +41,21 @@ class AlertPolicy:
         # Persisted form of each firing alert, built once per change (not once per save), so a
         # snapshot during an alert flood costs a list copy, not a re-serialization of every alert.
         self._firing_saved: dict[AlertKey, dict[str, Any]] = {}
+        # (resolved alert, wall-clock time it resolved here), newest last; an immutable view as above
+        self._resolved_view: tuple[tuple[Alert, float], ...] = ()
 
     def firing(self, device: str | None = None) -> list[Alert]:
         return [a for a in self._firing_view if device is None or a.device == device]
+
+    def recently_resolved(self, device: str | None = None, within_s: float = 300.0) -> list[tuple[Alert, float]]:
+        """Alerts that resolved in the last `within_s` seconds (wall clock), newest first, with the
+        time they resolved; at most MAX_RECENTLY_RESOLVED are remembered."""
+        now = self._clock()
+        return [
+            (alert, at)
+            for alert, at in reversed(self._resolved_view)
+            if now - at <= within_s and (device is None or alert.device == device)
+        ]
 
     def _changed(self, key: AlertKey | None = None) -> None:
         """`key`: the one alert that changed (None: rebuild everything, after a restore)."""
@@ -129,7 +144,7 @@ class AlertPolicy:
         self._resolved_at[key] = finding.ts  # re-inserted: the dict stays ordered oldest first
         while len(self._resolved_at) > MAX_REMEMBERED_RESOLVES:
             self._resolved_at.pop(next(iter(self._resolved_at)))
-        return replace(
+        resolved = replace(
             current,
             state=AlertState.RESOLVED,
             value=finding.value,
@@ -137,6 +152,8 @@ class AlertPolicy:
             summary=finding.summary,
             action=finding.action,
         )
+        self._resolved_view = (*self._resolved_view[-(MAX_RECENTLY_RESOLVED - 1) :], (resolved, self._clock()))
+        return resolved
 
     # -- persistence (restart safety) ---------------------------------------------------
 

@@ -21,7 +21,7 @@ from edge_slm.config import ModelSettings
 from edge_slm.daemon_state import DaemonState
 from edge_slm.detect.detector import Detector
 from edge_slm.detect.policy import AlertPolicy
-from edge_slm.events import Alert, AlertState, Explanation
+from edge_slm.events import Alert, AlertState, Explanation, Sample
 from edge_slm.llm.api import LlmEngine
 from edge_slm.llm.explain import AlertExplainer, template_explanation
 from edge_slm.telemetry.pipeline import DeadLetterSink, TelemetryPipeline
@@ -39,12 +39,13 @@ class AlertFlow:
         state: DaemonState,
         deadletter: DeadLetterSink,
         call_soon: Callable[..., None],
+        on_sample: Callable[[Sample], None] | None = None,
     ) -> None:
         self._topics = topics
         self._detector = detector
         self._publisher = publisher
         self._state = state
-        self.telemetry = TelemetryPipeline(topics, detector, policy, self._on_alert, deadletter)
+        self.telemetry = TelemetryPipeline(topics, detector, policy, self._on_alert, deadletter, on_sample)
         self.explainer = AlertExplainer(None)
         self._call_soon = call_soon  # thread-safe: runs a callable on the loop
         self._explaining = 0

@@ -27,10 +27,10 @@ from edge_slm.bus.publisher import DurablePublisher
 from edge_slm.bus.topics import Topics
 from edge_slm.config import Settings
 from edge_slm.errors import DecodeError
-from edge_slm.events import Alert, Intent, Reply, Transcript
+from edge_slm.events import Alert, AlertState, Intent, Reply, Transcript
 from edge_slm.health import ComponentStatus, Health
 from edge_slm.intent.action_guard import ActionGuard, refused_reply_text
-from edge_slm.intent.answer import build_responder, reply_to
+from edge_slm.intent.answer import answer_fast, build_responder, reply_to
 from edge_slm.intent.recognizer import IntentRecognizer
 from edge_slm.intent.respond import Responder
 from edge_slm.intent.schema import IntentName
@@ -38,11 +38,15 @@ from edge_slm.llm.api import LlmEngine
 from edge_slm.nav.state import NavStateStore
 from edge_slm.telemetry.pipeline import DeadLetterSink
 from edge_slm.transcripts import parse_transcript
+from edge_slm.voice.assistant import Assistant
 
 if TYPE_CHECKING:
     from edge_slm.voice.listener import SourceFactory
 
 log = logging.getLogger(__name__)
+
+RecentlyResolvedFor = Callable[[str | None], list[tuple[Alert, float]]]
+LatestReadingsFor = Callable[[str | None], Any]
 
 MAX_WAITING_TRANSCRIPTS = 32
 SUPERSEDED_REPLY = "Sorry, I did not get that one."
@@ -69,6 +73,8 @@ class VoiceFlow:
         firing_alerts: Callable[[str | None], list[Alert]],
         deadletter: DeadLetterSink,
         *,
+        recently_resolved: RecentlyResolvedFor | None = None,
+        latest_readings: LatestReadingsFor | None = None,
         source_factory: SourceFactory | None = None,
     ) -> None:
         self._settings = settings
@@ -76,6 +82,8 @@ class VoiceFlow:
         self._bus = bus
         self._publisher = publisher
         self._firing_alerts = firing_alerts
+        self._recently_resolved = recently_resolved
+        self._latest_readings = latest_readings
         self._deadletter = deadletter
         self._source_factory = source_factory
         self.nav = NavStateStore()
@@ -83,6 +91,7 @@ class VoiceFlow:
         self.responder: Responder | None = None
         self.components: dict[str, ComponentStatus] = {}
         self.counters = VoiceCounters()
+        self.assistant = Assistant(settings.voice)  # dialog context, spoken replies, announcements
         a = settings.actions
         self.action_guard = ActionGuard(a.max_age_s, a.per_kind_limit, a.per_kind_window_s, a.remember_ids)
         self._microphone_waiting: collections.deque[Transcript] = collections.deque()
@@ -103,8 +112,14 @@ class VoiceFlow:
         settings = self._settings
         self.recognizer = IntentRecognizer(settings.intent, engine, deadline_s=settings.model.voice_deadline_s)
         vehicle = settings.voice.vehicle_device or None
+        resolved, latest = self._recently_resolved, self._latest_readings
         self.responder = build_responder(
-            settings, self.nav, lambda: self._firing_alerts(vehicle), self.recognizer.grammar
+            settings,
+            self.nav,
+            lambda: self._firing_alerts(vehicle),
+            self.recognizer.grammar,
+            (lambda: resolved(vehicle)) if resolved else None,
+            (lambda: latest(vehicle)) if latest else None,
         )
         if settings.poi.file and self.responder.pois is None:
             self.components["poi"] = ComponentStatus(Health.UNUSABLE, settings.poi.file)
@@ -126,6 +141,7 @@ class VoiceFlow:
     async def stop(self) -> None:
         if self._listener is not None:
             self._listener.stop()
+        self.assistant.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -137,6 +153,7 @@ class VoiceFlow:
         if not voice.enabled:
             self.components["microphone"] = ComponentStatus(Health.DISABLED)
             return
+        self.assistant.start_speech(self._on_speech_status)  # speech works without a microphone too
         if not voice.vosk_model:
             self.components["microphone"] = ComponentStatus(
                 Health.OFF, "no voice.vosk_model configured (transcripts over MQTT still work)"
@@ -158,7 +175,17 @@ class VoiceFlow:
             open_fallback=voice.open_fallback,
             debug=self._settings.log_level == "debug",
         )
+        if self._source_factory is None:  # half-duplex only where the microphone can hear the speaker
+            self._listener.own_speech = self.assistant.heard_itself
+            if voice.barge_in:
+                self._listener.on_barge_in = self.assistant.barge_in
         self._listener.start()
+
+    def _on_speech_status(self, component: str, status: str) -> None:
+        """From the speaker's thread: "ok: ..." or "missing: ..."."""
+        health = Health.OK if status.startswith("ok") else Health.MISSING
+        detail = status.split(":", 1)[1].strip() if ":" in status else ""
+        self._call_soon(self.components.__setitem__, component, ComponentStatus(health, detail))
 
     # -- inbound ------------------------------------------------------------------------------
 
@@ -250,9 +277,8 @@ class VoiceFlow:
 
     def _answer_fast(self, transcript: Transcript) -> Reply | None:
         assert self.recognizer is not None and self.responder is not None
-        started = time.monotonic()
-        intent = self.recognizer.recognize_fast(transcript.text)
-        return None if intent is None else reply_to(transcript, intent, self.responder, started)
+        context = self.assistant.context
+        return answer_fast(transcript, self.recognizer, self.responder, time.monotonic(), context=context)
 
     def _wait_for_model(self, transcript: Transcript) -> None:
         older = self._for_model.pop(transcript.source, None)
@@ -283,7 +309,7 @@ class VoiceFlow:
         assert self.recognizer is not None and self.responder is not None
         started = time.monotonic()
         intent = self.recognizer.recognize_with_model(transcript.text)
-        return reply_to(transcript, intent, self.responder, started)
+        return reply_to(transcript, intent, self.responder, started, context=self.assistant.context)
 
     def _publish_reply(self, transcript: Transcript, reply: Reply) -> None:
         if transcript.received_ts > 0:  # count the time it waited in the queue, not just the answering
@@ -294,6 +320,7 @@ class VoiceFlow:
         for action in actions:
             self._publisher.send(Kind.ACTION, self._topics.action(action.kind), dict(action.payload))
             self.counters.actions += 1
+        reply = dataclasses.replace(reply, spoken=self.assistant.speak_reply(reply))
         self._publisher.send(Kind.REPLY, self._topics.reply, reply.to_payload())
         self.counters.replies += 1
 
@@ -309,4 +336,12 @@ class VoiceFlow:
         }
         if self._listener is not None:
             out["voice"] = dict(self._listener.counters())
+        speech = self.assistant.metrics()
+        if speech:
+            out["speech"] = speech
         return out
+
+    def announce(self, alert: Alert) -> None:
+        """An alert listener: speak what matters (the assistant decides what and how often)."""
+        if alert.state is AlertState.FIRING:
+            self.assistant.announce(alert)

@@ -11,11 +11,13 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from edge_slm.events import Alert, Intent, Reply, Transcript
+from edge_slm.events import Action, Alert, Intent, Reply, Transcript
+from edge_slm.intent.context import DialogContext, Understand
 from edge_slm.intent.grammar import Grammar
-from edge_slm.intent.recognizer import IntentRecognizer
+from edge_slm.intent.recognizer import IntentRecognizer, restore_spelling
 from edge_slm.intent.rephrase import Rephraser
-from edge_slm.intent.respond import Responder, canonical_category
+from edge_slm.intent.respond import LatestReadings, RecentlyResolved, Responder, canonical_category
+from edge_slm.intent.schema import IntentName
 from edge_slm.nav.poi import load_poi_index
 from edge_slm.nav.state import NavStateStore
 from edge_slm.sanitize import clean_slots
@@ -30,12 +32,39 @@ def answer(
     responder: Responder,
     clock: Callable[[], float] = time.monotonic,
     rephraser: Rephraser | None = None,
+    context: DialogContext | None = None,
 ) -> Reply:
-    """Recognize and respond; with a `rephraser`, the reply wording may come from the model
-    (only when it keeps every number and name: see `intent.rephrase.faithful`)."""
+    """Recognize and respond, every tier in turn. With a `rephraser`, the reply wording may come
+    from the model (only when it keeps every number and name: see `intent.rephrase.faithful`).
+    With a `context`, follow-ups ("take me there", "no, call dad", "yes") are resolved against the
+    speaker's last turn (the transcript's source) and actions may be held for confirmation."""
     started = clock()
-    intent = recognizer.recognize(transcript.text)
-    return reply_to(transcript, intent, responder, started, clock, rephraser)
+    fast = answer_fast(transcript, recognizer, responder, started, clock, context)
+    if fast is not None:
+        return fast
+    intent = recognizer.recognize_with_model(transcript.text)
+    return reply_to(transcript, intent, responder, started, clock, rephraser, context)
+
+
+def answer_fast(
+    transcript: Transcript,
+    recognizer: IntentRecognizer,
+    responder: Responder,
+    started: float,
+    clock: Callable[[], float] = time.monotonic,
+    context: DialogContext | None = None,
+) -> Reply | None:
+    """The reply when a follow-up of the last turn or a tier that answers in milliseconds
+    understands the transcript; None when only the model tier could."""
+    follow = context.follow_up(transcript.source, transcript.text, grammar_understand(recognizer)) if context else None
+    if context is not None and follow is not None and follow.reply:  # a question answered, or cancelled
+        intent = follow.intent
+        text, actions = context.after_reply(transcript.source, intent, follow.reply, follow.actions, confirmed=True)
+        return _reply(transcript, intent, text, actions, started, clock)
+    understood = follow.intent if follow is not None else recognizer.recognize_fast(transcript.text)
+    if understood is None:
+        return None
+    return reply_to(transcript, understood, responder, started, clock, None, context)
 
 
 def reply_to(
@@ -45,12 +74,30 @@ def reply_to(
     started: float,
     clock: Callable[[], float] = time.monotonic,
     rephraser: Rephraser | None = None,
+    context: DialogContext | None = None,
 ) -> Reply:
     """The grounded reply to an understood transcript; `latency_ms` counts from `started`."""
     intent = dataclasses.replace(intent, slots=clean_slots(intent.slots))  # echoed on voice/reply: no bidi, bounded
     text, actions = responder.respond(intent)
     if rephraser is not None and intent.name != "unknown":
         text, _by_model = rephraser.rephrase(text)
+    if context is not None:
+        place = ""
+        if intent.name == IntentName.FIND_POI.value:
+            found = responder.nearest_place(intent.slots.get("category", ""))
+            place = found[0] if found is not None else ""
+        text, actions = context.after_reply(transcript.source, intent, text, actions, place=place)
+    return _reply(transcript, intent, text, actions, started, clock)
+
+
+def _reply(
+    transcript: Transcript,
+    intent: Intent,
+    text: str,
+    actions: tuple[Action, ...],
+    started: float,
+    clock: Callable[[], float],
+) -> Reply:
     return Reply(
         transcript_id=transcript.id,
         transcript=transcript.text,
@@ -61,13 +108,29 @@ def reply_to(
     )
 
 
+def grammar_understand(recognizer: IntentRecognizer) -> Understand:
+    """The grammar tier alone, for context follow-ups (never waits for the model)."""
+
+    def understand(text: str) -> Intent | None:
+        match = recognizer.grammar.match(text)
+        if match is None or recognizer.grammar.is_hostile_text(text):
+            return None
+        return Intent(text=text, name=match.intent, slots=restore_spelling(text, match.slots), source="grammar")
+
+    return understand
+
+
 def build_responder(
     settings: Settings,
     nav: NavStateStore,
     firing_alerts: Callable[[], Sequence[Alert]],
     grammar: Grammar | None = None,
+    recently_resolved: RecentlyResolved | None = None,
+    latest_readings: LatestReadings | None = None,
 ) -> Responder:
     """A Responder from config: `poi.file` (missing or unreadable -> warned once, replies say so)
-    and `voice.vehicle_device` ("" = alerts of every device)."""
+    and `voice.vehicle_device` ("" = alerts of every device). `recently_resolved` and
+    `latest_readings` (already narrowed to the vehicle device) let vehicle_status say what cleared
+    lately and what the signals read now."""
     pois = load_poi_index(settings.poi.file, lambda category: canonical_category(category, grammar))
-    return Responder(nav, pois, firing_alerts, settings.voice.vehicle_device)
+    return Responder(nav, pois, firing_alerts, settings.voice.vehicle_device, recently_resolved, latest_readings)

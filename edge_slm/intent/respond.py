@@ -9,8 +9,10 @@ allowlisted intents produce an `Action`, and only with a non-empty, cleaned slot
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 
+from edge_slm.detect.spoken import SpokenSignal, say_value, spoken_signal
 from edge_slm.events import Action, Alert, AlertState, Intent
 from edge_slm.intent.grammar import Grammar, default_grammar
 from edge_slm.intent.normalize import basic_words
@@ -23,6 +25,12 @@ log = logging.getLogger(__name__)
 
 MAX_ACTION_CHARS = 200
 MAX_ALERTS_SPOKEN = 3
+MAX_CLEARED_SPOKEN = 2
+MAX_READINGS_SPOKEN = 6
+READING_FRESH_S = 300.0  # older readings are not "now"
+
+RecentlyResolved = Callable[[], Sequence[tuple[Alert, float]]]  # (resolved alert, wall-clock time it cleared)
+LatestReadings = Callable[[], Mapping[str, tuple[float, float]]]  # signal -> (value, wall-clock arrival)
 
 CATEGORY_LABELS: dict[str, tuple[str, str]] = {  # canonical -> (singular, plural)
     "fuel": ("gas station", "gas stations"),
@@ -110,11 +118,24 @@ def canonical_category(text: str, grammar: Grammar | None = None) -> str | None:
 
 
 def component_matches(component: str, alert: Alert) -> bool:
+    return signal_matches(component, f"{alert.signal} {alert.rule}")
+
+
+def signal_matches(component: str, names: str) -> bool:
     if not component:
         return True
-    haystack = f"{alert.signal} {alert.rule}".lower().replace("_", "").replace(".", " ")
+    haystack = names.lower().replace("_", "").replace(".", " ")
     keys = COMPONENT_KEYS.get(component, (component.lower(),))
     return any(key in haystack for key in keys)
+
+
+def say_ago(seconds: float) -> str:
+    """'just now', '20 seconds ago', 'about 3 minutes ago'."""
+    if seconds < 3:
+        return "just now"
+    if seconds < 60:
+        return f"{round(seconds)} seconds ago"
+    return f"{say_duration(seconds)} ago"
 
 
 class Responder:
@@ -126,11 +147,17 @@ class Responder:
         pois: PoiIndex | None,
         firing_alerts: Callable[[], Sequence[Alert]],
         vehicle_device: str,
+        recently_resolved: RecentlyResolved | None = None,
+        latest_readings: LatestReadings | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._nav = nav
         self._pois = pois
         self._firing_alerts = firing_alerts
         self._vehicle_device = vehicle_device
+        self._recently_resolved = recently_resolved
+        self._latest_readings = latest_readings
+        self._clock = clock
         self._handlers: dict[str, Callable[[Intent], tuple[str, tuple[Action, ...]]]] = {
             IntentName.NAVIGATE_TO: self._navigate,
             IntentName.ETA: self._eta,
@@ -223,11 +250,19 @@ class Responder:
         state = self._route()
         if state is None or state.position is None:
             return f"I don't know the current position, so I can't find the nearest {singular}.", ()
-        found = self._pois.nearest(category, state.position.lat, state.position.lon)
+        found = self.nearest_place(category)
         if found is None:
             return f"I don't have any {plural} in my list of places.", ()
-        poi, metres = found
-        return f"The nearest {singular} is {poi.name}, {say_distance(metres)} away.", ()
+        name, metres = found
+        return f"The nearest {singular} is {name}, {say_distance(metres)} away.", ()
+
+    def nearest_place(self, category: str) -> tuple[str, float] | None:
+        """(name, metres) of the nearest place of `category` from the current position, if known."""
+        state = self._route()
+        if self._pois is None or state is None or state.position is None or not category:
+            return None
+        found = self._pois.nearest(category, state.position.lat, state.position.lon)
+        return None if found is None else (found[0].name, found[1])
 
     def _is_vehicle_alert(self, alert: Alert) -> bool:
         """The vehicle device's alerts; with no `voice.vehicle_device` set, alerts on VSS
@@ -249,8 +284,15 @@ class Responder:
             if a.state is AlertState.FIRING and self._is_vehicle_alert(a) and component_matches(component, a)
         ]
         label = COMPONENT_LABELS.get(component, component)
+        readings = self._readings(component)
+        cleared, mentioned = self._cleared(component, relevant, readings)
         if not relevant:
-            return (f"No active warnings for the {label}." if component else "No active warnings."), ()
+            text = f"No active warnings for the {label}." if component else "No active warnings."
+            if cleared and component:
+                return f"{text} {cleared}", ()
+            rest = {signal: reading for signal, reading in readings.items() if signal not in mentioned}
+            summary = self._summary(rest) if rest or not mentioned else ""
+            return " ".join(part for part in (text, cleared, summary) if part), ()
         relevant.sort(key=lambda a: (-int(a.severity), a.ts))
         spoken = [spoken_alert(a) for a in relevant[:MAX_ALERTS_SPOKEN]]
         count = len(relevant)
@@ -258,4 +300,91 @@ class Responder:
         text = f"{head}: " + "; ".join(spoken)
         if count > MAX_ALERTS_SPOKEN:
             text += f"; and {count - MAX_ALERTS_SPOKEN} more"
-        return text + ".", ()
+        return text + "." + (f" {cleared}" if cleared else ""), ()
+
+    # ---- recent history: cleared warnings and current readings -------------------------------
+
+    def _readings(self, component: str) -> dict[str, tuple[SpokenSignal, float]]:
+        """Fresh readings of known signals matching `component`: signal -> (spoken name, value)."""
+        if self._latest_readings is None:
+            return {}
+        try:
+            latest = dict(self._latest_readings())
+        except Exception:  # another module's state; a reply without readings beats no reply
+            log.exception("reading the latest signal values failed")
+            return {}
+        now = self._clock()
+        out: dict[str, tuple[SpokenSignal, float]] = {}
+        for signal, (value, at) in sorted(latest.items()):
+            spoken = spoken_signal(signal)
+            if spoken is not None and now - at <= READING_FRESH_S and signal_matches(component, signal):
+                out[signal] = (spoken, value)
+        return out
+
+    def _cleared(
+        self, component: str, firing: Sequence[Alert], readings: Mapping[str, tuple[SpokenSignal, float]]
+    ) -> tuple[str, set[str]]:
+        """'The engine coolant warning cleared 20 seconds ago; the temperature is now 90 °C.', and the
+        signals it named."""
+        if self._recently_resolved is None:
+            return "", set()
+        try:
+            resolved = list(self._recently_resolved())
+        except Exception:
+            log.exception("reading recently resolved alerts failed")
+            return "", set()
+        firing_keys = {(a.device, a.signal) for a in firing}
+        now = self._clock()
+        parts: list[str] = []
+        seen: set[tuple[str, str]] = set()
+        mentioned: set[str] = set()
+        for alert, at in resolved:  # newest first
+            key = (alert.device, alert.signal)
+            if key in seen or key in firing_keys or not component_matches(component, alert):
+                continue
+            if self._vehicle_device and alert.device != self._vehicle_device:
+                continue
+            seen.add(key)
+            mentioned.add(alert.signal)
+            spoken = spoken_signal(alert.signal)
+            if spoken is None:
+                parts.append(f"A warning cleared {say_ago(now - at)}.")
+                continue
+            sentence = f"The {spoken.subject} warning cleared {say_ago(now - at)}"
+            now_value = say_value(spoken, readings[alert.signal][1]) if alert.signal in readings else ""
+            if now_value:
+                sentence += f"; the {spoken.quantity} is now {now_value}"
+            parts.append(sentence + ".")
+            if len(parts) >= MAX_CLEARED_SPOKEN:
+                break
+        return " ".join(parts), mentioned
+
+    def _summary(self, readings: Mapping[str, tuple[SpokenSignal, float]]) -> str:
+        """'Current readings: engine coolant 90 °C, battery voltage 12.6 V, tire pressures 228 to 240 kPa.'"""
+        if self._latest_readings is None:
+            return ""
+        if not readings:
+            return "I have no recent readings from the vehicle."
+        items: list[str] = []
+        groups: dict[str, list[tuple[SpokenSignal, float]]] = {}
+        for spoken, value in readings.values():
+            if spoken.group:
+                groups.setdefault(spoken.group, []).append((spoken, value))
+            elif value_text := say_value(spoken, value):
+                items.append(f"{spoken.subject} {value_text}")
+        for group, members in groups.items():
+            values = sorted(v for _, v in members)
+            low, high = say_value(members[0][0], values[0]), say_value(members[0][0], values[-1])
+            if not low or not high:
+                continue
+            if len(members) == 1:
+                items.append(f"{members[0][0].subject} {low}")
+            elif low == high:
+                items.append(f"{group} all {low}")
+            else:
+                items.append(f"{group} {low.split()[0]} to {high}")
+        if not items:
+            return ""
+        more = len(items) - MAX_READINGS_SPOKEN
+        text = "Current readings: " + ", ".join(items[:MAX_READINGS_SPOKEN])
+        return text + (f", and {more} more." if more > 0 else ".")

@@ -15,7 +15,7 @@ from edge_slm.bus.topics import TopicError, Topics
 from edge_slm.detect.detector import Detector
 from edge_slm.detect.policy import AlertPolicy
 from edge_slm.errors import DecodeError
-from edge_slm.events import Alert, AlertState
+from edge_slm.events import Alert, AlertState, Sample
 from edge_slm.telemetry.codec import decode_telemetry
 
 log = logging.getLogger(__name__)
@@ -44,12 +44,14 @@ class TelemetryPipeline:
         policy: AlertPolicy,
         on_alert: Callable[[Alert], None],
         on_deadletter: DeadLetterSink,
+        on_sample: Callable[[Sample], None] | None = None,
     ) -> None:
         self._topics = topics
         self._detector = detector
         self._policy = policy
         self._on_alert = on_alert
         self._on_deadletter = on_deadletter
+        self._on_sample = on_sample  # e.g. the latest-values store behind vehicle_status replies
         self.counters = TelemetryCounters()
         # When set (the daemon's consume loop), alerts are queued here instead of handed to
         # `on_alert` at once, so the loop can publish a flood of them in slices and yield between.
@@ -82,6 +84,8 @@ class TelemetryPipeline:
                 alert = self._policy.apply(finding)
                 if alert is not None:
                     self._emit(alert)
+            if self._on_sample is not None:  # after detection: a failure here never costs an alert
+                self._on_sample(sample)
         except Exception:  # a bug in detection must not stop ingest; it is counted and logged
             self.counters.internal_errors += 1
             log.exception("telemetry: detection failed for %s", topic)

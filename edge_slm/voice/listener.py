@@ -107,6 +107,10 @@ class VoiceListener:
         self._status: dict[str, ComponentStatus] = {}
         self._source_live = False
         self.source_finished = threading.Event()
+        # Half-duplex: (start_ts, end_ts) -> True when the assistant's own voice overlapped that span.
+        self.own_speech: Callable[[float, float], bool] | None = None
+        # Barge-in (wake mode): called when the wake phrase is heard, so the assistant stops speaking.
+        self.on_barge_in: Callable[[], None] | None = None
         self._counters: dict[str, int] = dict.fromkeys(
             (
                 "frames_dropped",
@@ -123,6 +127,8 @@ class VoiceListener:
                 "device_opens",
                 "device_losses",
                 "errors",
+                "own_speech_ignored",
+                "barge_ins",
             ),
             0,
         )
@@ -290,7 +296,14 @@ class VoiceListener:
     # -- utterances --------------------------------------------------------------------------------
     def _on_vad(self, event: VadEvent) -> None:
         if event.kind is VadEventKind.START:
-            self._target = self._choose_target()
+            if self.own_speech is not None and self.own_speech(event.t_s, event.t_s):
+                self._count("own_speech_ignored")
+                if self.on_barge_in is None or self.activation is not Activation.WAKE:
+                    self._target = _Target.IGNORE  # the assistant is speaking: that is its own voice
+                    return
+                self._target = _Target.WAKE  # only the wake phrase can interrupt it
+            else:
+                self._target = self._choose_target()
             self._utt_start_s = event.t_s
             self._utt_audio_t_s = event.audio_t_s
             if self._target is _Target.IGNORE:
@@ -301,6 +314,12 @@ class VoiceListener:
             if self._target is not _Target.IGNORE:
                 self._submit(self._asr_accept, self._target, event.pcm)
         elif event.kind is VadEventKind.END:
+            own_voice = self.own_speech is not None and self.own_speech(self._utt_start_s, event.t_s)
+            if self._target is _Target.COMMAND and own_voice:  # it started speaking during the utterance
+                self._count("own_speech_ignored")
+                self._submit(self._asr_drop, self._target)
+                self._target = _Target.IGNORE
+                return
             if self._target is not _Target.IGNORE:
                 self._count("utterances")
                 self._submit(self._asr_end, self._target, self._utt_start_s, event.t_s, self._utt_audio_t_s)
@@ -377,6 +396,12 @@ class VoiceListener:
             if spotted:
                 self._count("wake_detections")
                 log.info("wake phrase heard (confidence %.2f)", confidence)
+                if self.on_barge_in is not None:
+                    self._count("barge_ins")
+                    try:
+                        self.on_barge_in()  # stop speaking: the driver is about to talk
+                    except Exception:
+                        log.exception("barge-in handler failed")
                 self.open_listen_window(from_bus=False)
             return
         result = self._recognizer.end_utterance()

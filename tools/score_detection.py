@@ -89,12 +89,13 @@ def score(trace: Trace, alerts: list[Alert], samples: int, elapsed_s: float) -> 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="", help="run only scenarios whose name contains this")
+    parser.add_argument("--seed-offset", type=int, default=0, help="fresh noise and timing (held-out check)")
     parser.add_argument("--verbose", action="store_true", help="print every false and collateral alert")
     args = parser.parse_args()
 
     settings = DetectSettings()
     scores = []
-    for trace in build_scenarios():
+    for trace in build_scenarios(args.seed_offset):
         if args.only and args.only not in trace.name:
             continue
         alerts, samples, elapsed = run_trace(trace, settings)

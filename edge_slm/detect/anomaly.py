@@ -37,18 +37,20 @@ GAP_NOISE_UNITS = 8.0  # sorted neighbours further apart than this many noise un
 MIN_MODE_SHARE = 0.04  # a group with fewer of the learning samples is a transition, not a mode
 MAX_MODES = 6
 MODE_SYNC_S = 90.0  # a departure this close to a new level of a mode signal is a new mode
-RELEARN_SAMPLES = 60  # a new mode's extremes are learned over this many samples
+RELEARN_SAMPLES = 60  # a new mode's level and spread are learned over this many samples
+VAR_CAP_FACTOR = 4.0
+LEARN_GATE_Z = 3.0  # modes learn only from samples this close to their centre
 
 
 @dataclass(slots=True)
 class Mode:
-    centre: float
-    lo_off: float  # lowest value seen, relative to the centre (<= 0)
-    hi_off: float  # highest value seen, relative to the centre (>= 0)
-    n: int = 0
+    centre: float  # EWMA of the values in this mode
+    var: float  # EWMA of the squared deviation from the centre (noise plus in-mode swings)
+    n: int = 0  # samples seen; < 0: a new mode still learning (absorbs what comes)
+    var_cap: float = math.inf  # the spread may grow to 2x what was learned, no more: a ramp is not noise
 
     def to_list(self) -> list[float]:
-        return [self.centre, self.lo_off, self.hi_off, self.n]
+        return [self.centre, self.var, self.n, self.var_cap]
 
 
 @dataclass
@@ -93,7 +95,11 @@ class AnomalySeries:
     def pending(self) -> bool:
         return self.depart_since is not None or self.between_since is not None
 
-    def update(self, value: float, ts: float, mode_change_ts: float | None = None) -> Transition | None:
+    def update(
+        self, value: float, ts: float, mode_change_ts: float | None = None, hold_s: float = 0.0
+    ) -> Transition | None:
+        """`hold_s`: on a device with mode signals, how long a departure waits for them to show
+        a new operating mode before it counts."""
         if self.last_ts is not None and ts - self.last_ts > self.max_gap_s:
             self.depart_since, self.depart_count, self.between_since = None, 0, None
             self.normal_since, self.normal_count = None, 0
@@ -104,12 +110,12 @@ class AnomalySeries:
 
         mode, z, between = self._classify(value)
         nearest = mode if mode is not None else self._nearest(value)
-        spread = self.spread(nearest.centre)
-        context = {"z": z, "baseline": nearest.centre, "spread": spread}
+        context = {"z": z, "baseline": nearest.centre, "spread": self._mode_spread(nearest)}
         if not self.firing:
             if mode is not None:
                 self.depart_since, self.depart_count, self.between_since = None, 0, None
-                self._track(mode, value, spread)
+                if mode.n < 0 or abs(z) <= LEARN_GATE_Z:  # a ramp toward a new level is not learned
+                    self._track(mode, value)
                 return None
             if between:
                 self.depart_since, self.depart_count = None, 0
@@ -123,18 +129,18 @@ class AnomalySeries:
                 if self.depart_since is None:
                     self.depart_since = ts
                 self.depart_count += 1
-                if ts - self.depart_since < self.for_s or self.depart_count < self.min_samples:
+                if ts - self.depart_since < max(self.for_s, hold_s) or self.depart_count < self.min_samples:
                     return None
                 onset = self.depart_since
             if self._may_open_mode(onset, mode_change_ts):
-                self.modes.append(Mode(value, 0.0, 0.0, -RELEARN_SAMPLES))  # n < 0: still learning its extremes
+                self.modes.append(Mode(value, 0.0, -RELEARN_SAMPLES))  # n < 0: still learning its extremes
                 self.depart_since, self.depart_count, self.between_since = None, 0, None
                 return None
             if self.silent:
                 if self.novel_since is None:
                     self.novel_since = onset
                 if len(self.modes) < MAX_MODES:
-                    self.modes.append(Mode(value, 0.0, 0.0, -RELEARN_SAMPLES))
+                    self.modes.append(Mode(value, 0.0, -RELEARN_SAMPLES))
                     self.depart_since, self.depart_count, self.between_since = None, 0, None
                 return None
             self.firing, self.onset_ts = True, onset
@@ -187,25 +193,21 @@ class AnomalySeries:
         keep = [g for g in groups if len(g) >= max(2, MIN_MODE_SHARE * len(ordered))] or [max(groups, key=len)]
         keep = sorted(keep, key=len, reverse=True)[:MAX_MODES]
         for group in keep:
-            centre = group[len(group) // 2]
-            self.modes.append(Mode(centre, group[0] - centre, group[-1] - centre, len(group)))
+            centre = sum(group) / len(group)
+            var = sum((v - centre) ** 2 for v in group) / len(group)
+            self.modes.append(Mode(centre, var, len(group), VAR_CAP_FACTOR * max(var, self.noise**2)))
         self.buffer = array("d")
 
     def _classify(self, value: float) -> tuple[Mode | None, float, bool]:
         """The mode whose envelope holds the value (or None), its z, and whether it lies between modes."""
-        margin_units = self.z_threshold / 2
+        limit = self.z_threshold
         best_z = math.inf
         best: Mode | None = None
         below = above = False
         for mode in self.modes:
-            spread = self.spread(mode.centre)
             offset = value - mode.centre
-            if mode.n < 0:  # a new mode still learning: absorbs whatever comes until it has its extremes
-                inside = True
-            else:
-                inside = mode.lo_off - margin_units * spread <= offset <= mode.hi_off + margin_units * spread
-            z = offset / spread
-            if inside and abs(z) < abs(best_z):
+            z = offset / self._mode_spread(mode)
+            if (mode.n < 0 or abs(z) <= limit) and abs(z) < abs(best_z):
                 best, best_z = mode, z
             if offset > 0:
                 above = True
@@ -214,23 +216,26 @@ class AnomalySeries:
         if best is not None:
             return best, best_z, False
         nearest = self._nearest(value)
-        return None, (value - nearest.centre) / self.spread(nearest.centre), above and below
+        return None, (value - nearest.centre) / self._mode_spread(nearest), above and below
+
+    def _mode_spread(self, mode: Mode) -> float:
+        return max(math.sqrt(mode.var), self.noise, RELATIVE_SPREAD_FLOOR * abs(mode.centre), ABSOLUTE_SPREAD_FLOOR)
 
     def _nearest(self, value: float) -> Mode:
         return min(self.modes, key=lambda m: abs(value - m.centre))
 
-    def _track(self, mode: Mode, value: float, spread: float) -> None:
-        if mode.n < 0:  # new mode: learn its level and extremes
+    def _track(self, mode: Mode, value: float) -> None:
+        delta = value - mode.centre
+        if mode.n < 0:  # new mode: plain mean and variance of its first samples
+            k = RELEARN_SAMPLES + mode.n + 2
+            mode.centre += delta / k
+            mode.var += (delta * (value - mode.centre) - mode.var) / k
             mode.n += 1
-            mode.centre += (value - mode.centre) / (RELEARN_SAMPLES + mode.n + 1)
-            offset = value - mode.centre
-            mode.lo_off, mode.hi_off = min(mode.lo_off, offset), max(mode.hi_off, offset)
             if mode.n == 0:
-                mode.n = RELEARN_SAMPLES
+                mode.n, mode.var_cap = RELEARN_SAMPLES, VAR_CAP_FACTOR * max(mode.var, self.noise**2)
             return
-        # Wide modes (a sawtooth) move their centre slowly, narrow ones follow slow cycles.
-        width = max(spread, mode.hi_off - mode.lo_off)
-        mode.centre += EWMA_ALPHA * min(1.0, 6 * spread / width) * (value - mode.centre)
+        mode.centre += EWMA_ALPHA * delta
+        mode.var = min(mode.var_cap, (1 - EWMA_ALPHA) * (mode.var + EWMA_ALPHA * delta * delta))
         if mode.n < 1_000_000:
             mode.n += 1
 
@@ -248,13 +253,9 @@ class AnomalySeries:
 
     def restore(self, saved: object) -> None:
         if isinstance(saved, list) and len(saved) == 4:  # older format: [n, mean, var, m2]
-            spread = math.sqrt(max(float(saved[2]), 0.0))
-            self.noise = spread
-            self.modes = [Mode(float(saved[1]), -3 * spread, 3 * spread, int(saved[0]))]
+            self.modes = [Mode(float(saved[1]), float(saved[2]), int(saved[0]))]
             self.n = int(saved[0])
         elif isinstance(saved, dict) and isinstance(saved.get("modes"), list) and saved["modes"]:
             self.noise = float(saved.get("noise", 0.0))
-            self.modes = [
-                Mode(float(c), float(lo), float(hi), int(n)) for c, lo, hi, n in saved["modes"][:MAX_MODES]
-            ]
+            self.modes = [Mode(float(c), float(v), int(n), float(cap)) for c, v, n, cap in saved["modes"][:MAX_MODES]]
             self.n = max(self.n, self.warmup_samples)

@@ -37,6 +37,9 @@ NEW_EPOCH_BACKWARD_S = 30.0
 # other device look silent.
 CLOCK_AHEAD_OF_ARRIVAL_S = 60.0
 STALE_CHECK_EVERY_S = 10.0
+# On a device with mode signals (motor current, speed) a departure waits this long for them to
+# show a new operating mode before it counts as an anomaly.
+MODE_WAIT_S = 30.0
 
 
 @dataclass(slots=True)
@@ -69,6 +72,7 @@ class _DeviceState:
     stale_onset: float = 0.0
     next_stale_check: float = -math.inf
     mode_change_ts: float | None = None
+    has_mode_signal: bool = False
 
 
 class Detector:
@@ -264,7 +268,8 @@ class Detector:
             anomaly = state.anomaly
             if anomaly is not None:
                 dev = dev or self._devices[device]
-                transition = anomaly.update(value, ts, dev.mode_change_ts)
+                hold_s = MODE_WAIT_S if dev.has_mode_signal and not anomaly.silent else 0.0
+                transition = anomaly.update(value, ts, dev.mode_change_ts, hold_s)
                 if anomaly.novel_since is not None:  # a mode signal reached a new level: a new operating mode
                     dev.mode_change_ts, anomaly.novel_since = anomaly.novel_since, None
                 if transition and not anomaly.silent:
@@ -429,6 +434,7 @@ class Detector:
         if dev is None:
             dev = self._devices[device] = _DeviceState()
         dev.series[signal] = state
+        dev.has_mode_signal = dev.has_mode_signal or silent
         return state
 
     def _evict_idle(self) -> bool:

@@ -50,6 +50,7 @@ class RuleSeries:
     # intermittent excursions of threshold rules
     excursion_since: float | None = None
     excursion_long: bool = False
+    excursion_samples: int = 0
     excursions: deque[float] = field(default_factory=deque)
     last_excursion_ts: float = 0.0
     intermittent_firing: bool = False
@@ -123,11 +124,13 @@ class RuleSeries:
         rule = self.rule
         if breached:
             if self.excursion_since is None:
-                self.excursion_since, self.excursion_long = ts, False
+                self.excursion_since, self.excursion_long, self.excursion_samples = ts, False, 0
+            self.excursion_samples += 1
             if self.firing is not None:
                 self.excursion_long = True
         elif self.excursion_since is not None:
-            if not self.excursion_long:
+            # A one-sample glitch is no excursion, just as it fires no alert.
+            if not self.excursion_long and self.excursion_samples >= rule.min_samples:
                 self.excursions.append(self.excursion_since)
                 self.last_excursion_ts = ts
             self.excursion_since = None

@@ -187,8 +187,10 @@ def H(hours: float) -> float:
     return T0 + hours * 3600.0
 
 
-def build_scenarios() -> list[Trace]:  # noqa: PLR0915 (one definition per scenario, read top to bottom)
+def build_scenarios(seed_offset: int = 0) -> list[Trace]:  # noqa: PLR0915 (one definition per scenario, read top to bottom)
+    """The suite; another `seed_offset` gives fresh noise and timing for a held-out check."""
     traces: list[Trace] = []
+    o = seed_offset
 
     def add(name: str, family: str, hours: float, streams: list[Iterator], faults: list[Fault] = ()) -> None:  # type: ignore[assignment]
         messages = merge(*streams)
@@ -196,53 +198,53 @@ def build_scenarios() -> list[Trace]:  # noqa: PLR0915 (one definition per scena
         traces.append(Trace(name, family, hours * 3600.0, devices, messages, list(faults)))
 
     # Healthy traces: every alert on them is a false alert.
-    add("healthy_compressors_duty_cycle", "healthy", 6, [compressor("comp-1", 1, 6), compressor("comp-2", 2, 6)])
-    add("healthy_pump_shift_changes", "healthy", 8, [pump("pump-1", 3, 8, shift_s=5400.0)])
-    add("healthy_fan_daily_cycle", "healthy", 8, [fan("fan-1", 4, 8)])
-    add("healthy_noisy_machines", "healthy", 4, [fan("fan-2", 5, 4, noise=2.0), pump("pump-2", 6, 4, shift_s=3000.0)])
-    add("healthy_vehicle_long_drive", "healthy", 4, [car("car-1", 7, 4)])
+    add("healthy_compressors_duty_cycle", "healthy", 6, [compressor("comp-1", 1 + o, 6), compressor("comp-2", 2 + o, 6)])
+    add("healthy_pump_shift_changes", "healthy", 8, [pump("pump-1", 3 + o, 8, shift_s=5400.0)])
+    add("healthy_fan_daily_cycle", "healthy", 8, [fan("fan-1", 4 + o, 8)])
+    add("healthy_noisy_machines", "healthy", 4, [fan("fan-2", 5 + o, 4, noise=2.0), pump("pump-2", 6 + o, 4, shift_s=3000.0)])
+    add("healthy_vehicle_long_drive", "healthy", 4, [car("car-1", 7 + o, 4)])
 
     # Threshold faults the built-in packs already cover.
     def coolant_overheat(ts: float, s: dict) -> None:
         if H(2) <= ts < H(2.5):
             s[COOLANT] = round(float(s[COOLANT]) + 28 * ramp(ts, H(2), 300), 1)
 
-    add("threshold_coolant_overheat", "threshold", 4, [car("car-2", 8, 4, coolant_overheat)],
+    add("threshold_coolant_overheat", "threshold", 4, [car("car-2", 8 + o, 4, coolant_overheat)],
         [Fault("car-2", "threshold", ("coolant.overheat",), H(2), H(2.5))])
 
     def oil_creep(ts: float, s: dict) -> None:  # +5 °C per 10 minutes from 2 h on
         if ts >= H(2):
             s[OIL] = round(float(s[OIL]) + 5 * (ts - H(2)) / 600, 1)
 
-    add("threshold_oil_creep", "threshold", 3, [car("car-3", 9, 3, oil_creep)],
+    add("threshold_oil_creep", "threshold", 3, [car("car-3", 9 + o, 3, oil_creep)],
         [Fault("car-3", "threshold", ("oil.overheat",), H(2) + 1500, H(3))])
 
     def vibration_step(ts: float, s: dict) -> None:
         if ts >= H(3):
             s["vibration_rms_mm_s"] = round(float(s["vibration_rms_mm_s"]) + 3.6, 3)
 
-    add("threshold_vibration_iso", "threshold", 5, [pump("pump-3", 10, 5, vibration_step)],
+    add("threshold_vibration_iso", "threshold", 5, [pump("pump-3", 10 + o, 5, vibration_step)],
         [Fault("pump-3", "threshold", ("vibration.iso10816",), H(3), H(5))])
 
     def bearing_overheat(ts: float, s: dict) -> None:
         if ts >= H(2):
             s["bearing_temperature_c"] = round(float(s["bearing_temperature_c"]) + 45 * ramp(ts, H(2), 1800), 2)
 
-    add("threshold_bearing_overheat", "threshold", 4, [fan("fan-3", 11, 4, bearing_overheat)],
+    add("threshold_bearing_overheat", "threshold", 4, [fan("fan-3", 11 + o, 4, bearing_overheat)],
         [Fault("fan-3", "threshold", ("bearing.overheat", "bearing.drift"), H(2), H(4))])
 
     def alternator_failure(ts: float, s: dict) -> None:
         if ts >= H(1.5):
             s[BATTERY] = round(float(s[BATTERY]) - 2.7 * ramp(ts, H(1.5), 900), 2)
 
-    add("threshold_battery_low", "threshold", 3, [car("car-4", 12, 3, alternator_failure)],
+    add("threshold_battery_low", "threshold", 3, [car("car-4", 12 + o, 3, alternator_failure)],
         [Fault("car-4", "threshold", ("battery.low_voltage",), H(1.5) + 700, H(3))])
 
     def slow_puncture(ts: float, s: dict) -> None:
         if ts >= H(1):
             s[TIRES[3]] = round(float(s[TIRES[3]]) - 75 * ramp(ts, H(1), 2400), 1)
 
-    add("threshold_tire_slow_puncture", "threshold", 3, [car("car-5", 13, 3, slow_puncture)],
+    add("threshold_tire_slow_puncture", "threshold", 3, [car("car-5", 13 + o, 3, slow_puncture)],
         [Fault("car-5", "threshold", ("tire.low_pressure",), H(1) + 1800, H(3))])
 
     # Sensor health.
@@ -250,47 +252,47 @@ def build_scenarios() -> list[Trace]:  # noqa: PLR0915 (one definition per scena
         if H(2) <= ts < H(3):
             s["bearing_temperature_c"] = 63.42
 
-    add("stuck_bearing_sensor", "stuck", 4, [compressor("comp-3", 14, 4, frozen_bearing)],
+    add("stuck_bearing_sensor", "stuck", 4, [compressor("comp-3", 14 + o, 4, frozen_bearing)],
         [Fault("comp-3", "stuck", ("sensor.stuck",), H(2), H(3))])
 
     def frozen_flow(ts: float, s: dict) -> None:
         if H(2.5) <= ts < H(4):
             s["flow_l_min"] = 297.0
 
-    add("stuck_flow_sensor_on_shifts", "stuck", 5, [pump("pump-4", 15, 5, frozen_flow, shift_s=6000.0)],
+    add("stuck_flow_sensor_on_shifts", "stuck", 5, [pump("pump-4", 15 + o, 5, frozen_flow, shift_s=6000.0)],
         [Fault("pump-4", "stuck", ("sensor.stuck",), H(2.5), H(4))])
 
     def lost_signal(ts: float, s: dict) -> None:
         if H(2) <= ts < H(2.5):
             del s["discharge_temperature_c"]
 
-    add("stale_signal", "stale", 4, [compressor("comp-4", 16, 4, lost_signal)],
+    add("stale_signal", "stale", 4, [compressor("comp-4", 16 + o, 4, lost_signal)],
         [Fault("comp-4", "stale", ("sensor.stale",), H(2), H(2.5))])
 
     silent = (H(2), H(2.75))
     add("stale_device", "stale", 4,
-        [fan("fan-4", 17, 4), (m for m in pump("pump-5", 18, 4) if not silent[0] <= m[1] < silent[1])],
+        [fan("fan-4", 17 + o, 4), (m for m in pump("pump-5", 18 + o, 4) if not silent[0] <= m[1] < silent[1])],
         [Fault("pump-5", "stale", ("sensor.stale",), *silent)])
 
     def open_circuit(ts: float, s: dict) -> None:
         if H(2) <= ts < H(2.5):
             s["bearing_temperature_c"] = 850.0  # an open RTD reads the top of its range
 
-    add("implausible_open_circuit", "implausible", 4, [fan("fan-5", 19, 4, open_circuit)],
+    add("implausible_open_circuit", "implausible", 4, [fan("fan-5", 19 + o, 4, open_circuit)],
         [Fault("fan-5", "implausible", ("sensor.implausible",), H(2), H(2.5))])
 
     def negative_vibration(ts: float, s: dict) -> None:
         if H(1.5) <= ts < H(2):
             s["vibration_rms_mm_s"] = round(-3.2 + random.Random(int(ts)).gauss(0, 0.05), 3)  # an RMS cannot be negative
 
-    add("implausible_negative_rms", "implausible", 3, [pump("pump-6", 20, 3, negative_vibration)],
+    add("implausible_negative_rms", "implausible", 3, [pump("pump-6", 20 + o, 3, negative_vibration)],
         [Fault("pump-6", "implausible", ("sensor.implausible",), H(1.5), H(2))])
 
     def coolant_dropout(ts: float, s: dict) -> None:
         if H(1) <= ts < H(1.25):
             s[COOLANT] = -40.0  # a disconnected NTC reads the bottom of its range
 
-    add("implausible_coolant_dropout", "implausible", 2, [car("car-6", 21, 2, coolant_dropout)],
+    add("implausible_coolant_dropout", "implausible", 2, [car("car-6", 21 + o, 2, coolant_dropout)],
         [Fault("car-6", "implausible", ("sensor.implausible",), H(1), H(1.25))])
 
     # Slow drift against a long reference.
@@ -298,21 +300,22 @@ def build_scenarios() -> list[Trace]:  # noqa: PLR0915 (one definition per scena
         if ts >= H(2):
             s["filter_dp_kpa"] = round(float(s["filter_dp_kpa"]) * (1 + 1.8 * ramp(ts, H(2), 7200)), 2)
 
-    add("drift_filter_clogging", "drift", 5, [pump("pump-7", 22, 5, clogging, shift_s=1e9)],
+    add("drift_filter_clogging", "drift", 5, [pump("pump-7", 22 + o, 5, clogging, shift_s=1e9)],
         [Fault("pump-7", "drift", ("filter.clogging", "anomaly"), H(2), H(5))])
 
     def bearing_wear(ts: float, s: dict) -> None:
         if ts >= H(2):
             s["bearing_temperature_c"] = round(float(s["bearing_temperature_c"]) + 22 * ramp(ts, H(2), 3 * 3600), 2)
 
-    add("drift_bearing_wear_on_daily_cycle", "drift", 6, [fan("fan-6", 23, 6, bearing_wear)],
+    add("drift_bearing_wear_on_daily_cycle", "drift", 6, [fan("fan-6", 23 + o, 6, bearing_wear)],
         [Fault("fan-6", "drift", ("bearing.drift",), H(2), H(6))])
 
     def vibration_wear(ts: float, s: dict) -> None:
-        if ts >= H(2):
+        # Corrected after first contact: wear shows while running; a stopped machine does not vibrate.
+        if ts >= H(2) and float(s["motor_current_a"]) > 10:
             s["vibration_rms_mm_s"] = round(float(s["vibration_rms_mm_s"]) + 1.8 * ramp(ts, H(2), 3 * 3600), 3)
 
-    add("drift_vibration_wear_duty_cycle", "drift", 6, [compressor("comp-5", 24, 6, vibration_wear)],
+    add("drift_vibration_wear_duty_cycle", "drift", 6, [compressor("comp-5", 24 + o, 6, vibration_wear)],
         [Fault("comp-5", "drift", ("vibration.drift",), H(2), H(6))])
 
     # Intermittent: short excursions past a threshold rule's limit, repeated.
@@ -320,21 +323,21 @@ def build_scenarios() -> list[Trace]:  # noqa: PLR0915 (one definition per scena
         if H(2) <= ts < H(2.5) and (ts - H(2)) % 40 < 4:
             s["vibration_rms_mm_s"] = round(9.0 + random.Random(int(ts)).uniform(0, 1), 3)
 
-    add("intermittent_loose_part", "intermittent", 4, [pump("pump-8", 25, 4, loose_part)],
+    add("intermittent_loose_part", "intermittent", 4, [pump("pump-8", 25 + o, 4, loose_part)],
         [Fault("pump-8", "intermittent", ("vibration.iso10816.intermittent",), H(2), H(2.5))])
 
     def coolant_spikes(ts: float, s: dict) -> None:
         if H(1.5) <= ts < H(2) and (ts - H(1.5)) % 120 < 6:
             s[COOLANT] = 112.0 + random.Random(int(ts)).uniform(0, 2)
 
-    add("intermittent_coolant_spikes", "intermittent", 3, [car("car-7", 26, 3, coolant_spikes)],
+    add("intermittent_coolant_spikes", "intermittent", 3, [car("car-7", 26 + o, 3, coolant_spikes)],
         [Fault("car-7", "intermittent", ("coolant.overheat.intermittent",), H(1.5), H(2))])
 
     def battery_dips(ts: float, s: dict) -> None:
         if H(2) <= ts < H(2.5) and (ts - H(2)) % 90 < 8:
             s[BATTERY] = 11.3
 
-    add("intermittent_battery_dips", "intermittent", 3, [car("car-8", 27, 3, battery_dips)],
+    add("intermittent_battery_dips", "intermittent", 3, [car("car-8", 27 + o, 3, battery_dips)],
         [Fault("car-8", "intermittent", ("battery.low_voltage.intermittent",), H(2), H(2.5))])
 
     # Faults inside an operating mode (adaptive anomaly detection per mode).
@@ -342,20 +345,20 @@ def build_scenarios() -> list[Trace]:  # noqa: PLR0915 (one definition per scena
         if ts >= H(3) and float(s["motor_current_a"]) > 10:
             s["discharge_temperature_c"] = round(float(s["discharge_temperature_c"]) + 25, 2)
 
-    add("mode_fault_compressor_hot_when_loaded", "mode", 5, [compressor("comp-6", 28, 5, fouled_cooler)],
+    add("mode_fault_compressor_hot_when_loaded", "mode", 5, [compressor("comp-6", 28 + o, 5, fouled_cooler)],
         [Fault("comp-6", "mode", ("anomaly",), H(3), H(5))])
 
     def pressure_collapse(ts: float, s: dict) -> None:
         if ts >= H(3):
             s["outlet_pressure_bar"] = round(float(s["outlet_pressure_bar"]) * 0.55, 3)
 
-    add("mode_fault_pump_pressure_loss", "mode", 5, [pump("pump-9", 29, 5, pressure_collapse, shift_s=5400.0)],
+    add("mode_fault_pump_pressure_loss", "mode", 5, [pump("pump-9", 29 + o, 5, pressure_collapse, shift_s=5400.0)],
         [Fault("pump-9", "mode", ("anomaly",), H(3), H(5))])
 
     def humidity_sensor_step(ts: float, s: dict) -> None:
         if ts >= H(3):
             s["air_humidity_pct"] = round(float(s["air_humidity_pct"]) - 30, 1)
 
-    add("mode_fault_fan_step", "mode", 5, [fan("fan-7", 30, 5, humidity_sensor_step)],
+    add("mode_fault_fan_step", "mode", 5, [fan("fan-7", 30 + o, 5, humidity_sensor_step)],
         [Fault("fan-7", "mode", ("anomaly",), H(3), H(5))])
     return traces

@@ -16,74 +16,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge_slm.config import DetectSettings
-from edge_slm.detect.detector import Detector
-from edge_slm.detect.policy import AlertPolicy
-from edge_slm.detect.rules import load_rules
-from edge_slm.detect.scenarios import Trace, build_scenarios
-from edge_slm.events import Alert, AlertState, Sample
-
-GRACE_S = 900.0
-
-
-@dataclass
-class TraceScore:
-    trace: Trace
-    detected: list[tuple[str, float]]  # (family, time to detect s) per detected fault
-    missed: list[str]
-    false_alerts: list[Alert]
-    collateral: list[Alert]
-    samples: int
-    elapsed_s: float
-
-
-def run_trace(trace: Trace, settings: DetectSettings) -> tuple[list[Alert], int, float]:
-    detector = Detector(load_rules(settings.packs, settings.disable_rules), settings)
-    policy = AlertPolicy(settings.cooldown_s)
-    alerts: list[Alert] = []
-    started = time.perf_counter()
-    for device, ts, signals in trace.messages:
-        sample = Sample(device, ts, dict(signals), ts)
-        alerts += policy.tick(device, ts, lambda key: detector.is_active(key[0], key[2], key[1]))
-        for finding in detector.process(sample):
-            alert = policy.apply(finding)
-            if alert is not None:
-                alerts.append(alert)
-    return alerts, len(trace.messages), time.perf_counter() - started
-
-
-def score(trace: Trace, alerts: list[Alert], samples: int, elapsed_s: float) -> TraceScore:
-    firing = [a for a in alerts if a.state is AlertState.FIRING]
-    detected: list[tuple[str, float]] = []
-    missed: list[str] = []
-    used: set[int] = set()
-    for fault in trace.faults:
-        hits = [
-            i
-            for i, a in enumerate(firing)
-            if a.device == fault.device and a.rule in fault.rules and fault.start_ts <= a.ts <= fault.end_ts + GRACE_S
-        ]
-        if hits:
-            detected.append((fault.family, firing[hits[0]].ts - fault.start_ts))
-            used.update(hits)
-        else:
-            missed.append(f"{fault.device}:{'|'.join(fault.rules)}")
-    false_alerts, collateral = [], []
-    for i, a in enumerate(firing):
-        if i in used:
-            continue
-        in_window = any(
-            f.device == a.device and f.start_ts <= a.ts <= f.end_ts + GRACE_S for f in trace.faults
-        )
-        (collateral if in_window else false_alerts).append(a)
-    return TraceScore(trace, detected, missed, false_alerts, collateral, samples, elapsed_s)
+from edge_slm.detect.scenarios import T0, TraceScore, build_scenarios, run_trace, score
 
 
 def main() -> int:
@@ -111,14 +50,17 @@ def main() -> int:
             for m in s.missed:
                 print(f"      missed {m}")
             for a in s.false_alerts + (s.collateral if args.verbose else []):
-                print(f"      alert {a.device} {a.rule} {a.signal} {a.severity.label} at +{(a.ts - 1_790_000_000) / 3600:.2f} h: {a.summary[:90]}")
+                when_h = (a.ts - T0) / 3600
+                print(f"    alert {a.device} {a.rule} {a.signal} {a.severity.label} +{when_h:.2f} h: {a.summary[:80]}")
 
     by_family: dict[str, list[TraceScore]] = defaultdict(list)
     for s in scores:
         by_family[s.trace.family].append(s)
     print()
-    print(f"{'family':13s} {'traces':>6s} {'faults':>6s} {'recall':>7s} {'TTD median':>11s} {'TTD max':>9s} "
-          f"{'false':>5s} {'dev-days':>8s} {'false/dev-day':>13s}")
+    print(
+        f"{'family':13s} {'traces':>6s} {'faults':>6s} {'recall':>7s} {'TTD median':>11s} {'TTD max':>9s} "
+        f"{'false':>5s} {'dev-days':>8s} {'false/dev-day':>13s}"
+    )
     total_faults = total_detected = total_false = 0
     total_days = 0.0
     for family in ["healthy", "threshold", "stuck", "stale", "implausible", "drift", "intermittent", "mode"]:
@@ -136,11 +78,15 @@ def main() -> int:
         recall = f"{len(ttd) / faults:.0%}" if faults else "-"
         med = f"{statistics.median(ttd):.0f} s" if ttd else "-"
         worst = f"{max(ttd):.0f} s" if ttd else "-"
-        print(f"{family:13s} {len(group):6d} {faults:6d} {recall:>7s} {med:>11s} {worst:>9s} {false:5d} {days:8.2f} "
-              f"{false / days:13.2f}")
+        print(
+            f"{family:13s} {len(group):6d} {faults:6d} {recall:>7s} {med:>11s} {worst:>9s} {false:5d} {days:8.2f} "
+            f"{false / days:13.2f}"
+        )
     if total_faults:
-        print(f"{'all':13s} {len(scores):6d} {total_faults:6d} {total_detected / total_faults:7.0%} {'':>11s} {'':>9s} "
-              f"{total_false:5d} {total_days:8.2f} {total_false / total_days:13.2f}")
+        print(
+            f"{'all':13s} {len(scores):6d} {total_faults:6d} {total_detected / total_faults:7.0%} {'':>11s} {'':>9s} "
+            f"{total_false:5d} {total_days:8.2f} {total_false / total_days:13.2f}"
+        )
     healthy_false = sum(len(s.false_alerts) for s in by_family.get("healthy", []))
     print(f"false alerts on healthy traces: {healthy_false}")
     return 0

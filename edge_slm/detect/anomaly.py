@@ -22,6 +22,7 @@ normal"); chosen over river's detectors because it imports nothing and bounds it
 
 from __future__ import annotations
 
+import itertools
 import math
 from array import array
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ class Mode:
     var: float  # EWMA of the squared deviation from the centre (noise plus in-mode swings)
     n: int = 0  # samples seen; < 0: a new mode still learning (absorbs what comes)
     var_cap: float = math.inf  # the spread may grow to 2x what was learned, no more: a ramp is not noise
+    spread: float = ABSOLUTE_SPREAD_FLOOR  # cached: sqrt(var) with the series' floors
 
     def to_list(self) -> list[float]:
         return [self.centre, self.var, self.n, self.var_cap]
@@ -133,14 +135,14 @@ class AnomalySeries:
                     return None
                 onset = self.depart_since
             if self._may_open_mode(onset, mode_change_ts):
-                self.modes.append(Mode(value, 0.0, -RELEARN_SAMPLES))  # n < 0: still learning its extremes
+                self._open_mode(value)
                 self.depart_since, self.depart_count, self.between_since = None, 0, None
                 return None
             if self.silent:
                 if self.novel_since is None:
                     self.novel_since = onset
                 if len(self.modes) < MAX_MODES:
-                    self.modes.append(Mode(value, 0.0, -RELEARN_SAMPLES))
+                    self._open_mode(value)
                     self.depart_since, self.depart_count, self.between_since = None, 0, None
                 return None
             self.firing, self.onset_ts = True, onset
@@ -179,14 +181,14 @@ class AnomalySeries:
 
     def _fit(self) -> None:
         values = self.buffer
-        steps = sorted(abs(b - a) for a, b in zip(values, values[1:], strict=False))
+        steps = sorted(abs(b - a) for a, b in itertools.pairwise(values))
         median_step = steps[len(steps) // 2] if steps else 0.0
         ordered = sorted(values)
         middle = ordered[len(ordered) // 2]
         self.noise = median_step / 0.954  # median |x_t - x_t-1| of gaussian noise is 0.954 sigma
         gap = GAP_NOISE_UNITS * self.spread(middle)
         groups: list[list[float]] = [[ordered[0]]]
-        for previous, current in zip(ordered, ordered[1:], strict=False):
+        for previous, current in itertools.pairwise(ordered):
             if current - previous > gap:
                 groups.append([])
             groups[-1].append(current)
@@ -196,6 +198,8 @@ class AnomalySeries:
             centre = sum(group) / len(group)
             var = sum((v - centre) ** 2 for v in group) / len(group)
             self.modes.append(Mode(centre, var, len(group), VAR_CAP_FACTOR * max(var, self.noise**2)))
+        for mode in self.modes:
+            self._respread(mode)
         self.buffer = array("d")
 
     def _classify(self, value: float) -> tuple[Mode | None, float, bool]:
@@ -219,7 +223,12 @@ class AnomalySeries:
         return None, (value - nearest.centre) / self._mode_spread(nearest), above and below
 
     def _mode_spread(self, mode: Mode) -> float:
-        return max(math.sqrt(mode.var), self.noise, RELATIVE_SPREAD_FLOOR * abs(mode.centre), ABSOLUTE_SPREAD_FLOOR)
+        return mode.spread
+
+    def _respread(self, mode: Mode) -> None:
+        mode.spread = max(
+            math.sqrt(max(mode.var, 0.0)), self.noise, RELATIVE_SPREAD_FLOOR * abs(mode.centre), ABSOLUTE_SPREAD_FLOOR
+        )
 
     def _nearest(self, value: float) -> Mode:
         return min(self.modes, key=lambda m: abs(value - m.centre))
@@ -233,11 +242,18 @@ class AnomalySeries:
             mode.n += 1
             if mode.n == 0:
                 mode.n, mode.var_cap = RELEARN_SAMPLES, VAR_CAP_FACTOR * max(mode.var, self.noise**2)
+            self._respread(mode)
             return
         mode.centre += EWMA_ALPHA * delta
         mode.var = min(mode.var_cap, (1 - EWMA_ALPHA) * (mode.var + EWMA_ALPHA * delta * delta))
+        self._respread(mode)
         if mode.n < 1_000_000:
             mode.n += 1
+
+    def _open_mode(self, value: float) -> None:
+        mode = Mode(value, 0.0, -RELEARN_SAMPLES)  # n < 0: still learning its level and spread
+        self._respread(mode)
+        self.modes.append(mode)
 
     def _may_open_mode(self, onset: float, mode_change_ts: float | None) -> bool:
         if self.silent or mode_change_ts is None or len(self.modes) >= MAX_MODES:
@@ -255,7 +271,10 @@ class AnomalySeries:
         if isinstance(saved, list) and len(saved) == 4:  # older format: [n, mean, var, m2]
             self.modes = [Mode(float(saved[1]), float(saved[2]), int(saved[0]))]
             self.n = int(saved[0])
+            self._respread(self.modes[0])
         elif isinstance(saved, dict) and isinstance(saved.get("modes"), list) and saved["modes"]:
             self.noise = float(saved.get("noise", 0.0))
             self.modes = [Mode(float(c), float(v), int(n), float(cap)) for c, v, n, cap in saved["modes"][:MAX_MODES]]
             self.n = max(self.n, self.warmup_samples)
+            for mode in self.modes:
+                self._respread(mode)

@@ -471,10 +471,13 @@ class Detector:
         label = rule.label or templates.safe_name(signal)
         if t.firing:
             if rule.kind is RuleKind.DRIFT:
-                fallback = templates.drift_summary(label, t.context.get("average", value), t.context.get("baseline", 0.0),
-                                                   rule.unit)
+                fallback = templates.drift_summary(
+                    label, t.context.get("average", value), t.context.get("baseline", 0.0), rule.unit
+                )
             else:
-                fallback = f"{label} is {value:g} {rule.unit}, beyond the {t.limit:g} {rule.unit} {t.severity.label} limit."
+                fallback = (
+                    f"{label} is {value:g} {rule.unit}, beyond the {t.limit:g} {rule.unit} {t.severity.label} limit."
+                )
             summary = templates.render(rule.summary, values, fallback)
             action = rule.action or "Inspect the equipment."
         else:
@@ -486,7 +489,10 @@ class Detector:
         label = rule.label or templates.safe_name(signal)
         if t.firing:
             summary = templates.intermittent_summary(
-                label, int(t.context.get("count", rule.intermittent_count)), t.limit, rule.unit,
+                label,
+                int(t.context.get("count", rule.intermittent_count)),
+                t.limit,
+                rule.unit,
                 rule.intermittent_window_s,
             )
             action = rule.action or "Inspect the equipment."
@@ -500,10 +506,14 @@ class Detector:
         name = templates.safe_name(signal)
         if rule == IMPLAUSIBLE_RULE:
             summary = (
-                templates.implausible_summary(name, value, t.context.get("min", -math.inf), t.context.get("max", math.inf))
+                templates.implausible_summary(
+                    name, value, t.context.get("min", -math.inf), t.context.get("max", math.inf)
+                )
                 if t.firing
                 else f"{name} reads plausible values again ({value:g})."
             )
+        elif rule == STALE_RULE:
+            summary = templates.STALE_RESOLVED
         elif t.firing:
             summary = templates.stuck_summary(name, value, sample.ts - t.onset_ts)
         else:
@@ -513,8 +523,9 @@ class Detector:
 
     def _stale_finding(self, device: str, signal: str, ts: float, t: Transition, interval_s: float) -> Finding:
         if t.firing:
-            summary = templates.stale_summary(templates.safe_name(signal) if signal != DEVICE_SIGNAL else "",
-                                              t.measure, interval_s)
+            summary = templates.stale_summary(
+                templates.safe_name(signal) if signal != DEVICE_SIGNAL else "", t.measure, interval_s
+            )
             action = templates.STALE_ACTION
         else:
             summary = templates.STALE_RESOLVED
@@ -538,7 +549,15 @@ class Detector:
 
     @staticmethod
     def _finding(
-        device: str, signal: str, rule: str, t: Transition, value: float, ts: float, summary: str, action: str, notes: str
+        device: str,
+        signal: str,
+        rule: str,
+        t: Transition,
+        value: float,
+        ts: float,
+        summary: str,
+        action: str,
+        notes: str,
     ) -> Finding:
         return Finding(
             device=device,

@@ -141,8 +141,14 @@ class RuleSeries:
             if not self.intermittent_firing and len(self.excursions) >= rule.intermittent_count:
                 self.intermittent_firing, self.intermittent_onset_ts = True, self.excursions[0]
                 severity = rule.levels[0][0]
-                self.intermittent = Transition(True, severity, rule.lowest_limit, self.intermittent_onset_ts, measure,
-                                               {**context, "count": float(len(self.excursions))})
+                self.intermittent = Transition(
+                    True,
+                    severity,
+                    rule.lowest_limit,
+                    self.intermittent_onset_ts,
+                    measure,
+                    {**context, "count": float(len(self.excursions))},
+                )
                 return
         if self.excursions and ts - self.excursions[-1] > rule.intermittent_window_s:
             self.excursions.clear()
@@ -152,8 +158,9 @@ class RuleSeries:
             and ts - self.last_excursion_ts > rule.intermittent_window_s
         ):
             self.intermittent_firing = False
-            self.intermittent = Transition(False, rule.levels[0][0], rule.lowest_limit, self.intermittent_onset_ts,
-                                           measure, context)
+            self.intermittent = Transition(
+                False, rule.levels[0][0], rule.lowest_limit, self.intermittent_onset_ts, measure, context
+            )
 
     # -- per-kind measures -------------------------------------------------------------
 

@@ -131,9 +131,7 @@ class KindIndex:
     def kind_for(self, signal: str) -> SensorKind:
         kind = self._cache.get(signal)
         if kind is None:
-            kind = next(
-                (k for k, patterns in self._compiled if any(p.match(signal) for p in patterns)), DEFAULT_KIND
-            )
+            kind = next((k for k, patterns in self._compiled if any(p.match(signal) for p in patterns)), DEFAULT_KIND)
             if len(self._cache) < 100_000:
                 self._cache[signal] = kind
         return kind

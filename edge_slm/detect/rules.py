@@ -166,7 +166,8 @@ def _load_pack_data(text: str, where: str) -> list[dict[str, Any]]:
     rules = doc.get("rules", [])
     if set(doc) - PACK_TABLES:
         raise ConfigError(
-            f"{where}.{sorted(set(doc) - PACK_TABLES)[0]}", "unknown key in rule pack (expected [[rules]] or [[sensors]])"
+            f"{where}.{sorted(set(doc) - PACK_TABLES)[0]}",
+            "unknown key in rule pack (expected [[rules]] or [[sensors]])",
         )
     if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
         raise ConfigError(f"{where}.rules", "must be an array of tables ([[rules]])")

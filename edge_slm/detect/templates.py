@@ -90,11 +90,17 @@ def intermittent_resolved(label: str, window_s: float) -> str:
 
 
 def implausible_summary(name: str, value: float, low: float, high: float) -> str:
-    return f"{name} reads {value:g}, outside what the sensor can physically measure ({low:g} to {high:g}); the sensor or its wiring is faulty."
+    return (
+        f"{name} reads {value:g}, outside what the sensor can physically measure ({low:g} to {high:g}); "
+        "the sensor or its wiring is faulty."
+    )
 
 
 def stuck_summary(name: str, value: float, duration_s: float) -> str:
-    return f"{name} has read exactly {value:g} for {_minutes(duration_s)} while the machine's other signals change: the sensor looks stuck."
+    return (
+        f"{name} has read exactly {value:g} for {_minutes(duration_s)} while the machine's other signals change: "
+        "the sensor looks stuck."
+    )
 
 
 def stale_summary(name: str, silent_s: float, interval_s: float) -> str:

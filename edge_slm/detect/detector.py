@@ -94,6 +94,8 @@ class Detector:
         self._devices: dict[str, _DeviceState] = {}
         self._clock = -math.inf
         self._next_device_check = -math.inf
+        # disable_rules also names the rules without a pack entry: sensor.*, <id>.intermittent
+        self._disabled = frozenset(settings.disable_rules)
         self.evicted_series = 0
         self.refused_series = 0
         self.late_samples = 0
@@ -286,6 +288,8 @@ class Detector:
         if self._clock >= self._next_device_check:
             self._next_device_check = self._clock + STALE_CHECK_EVERY_S
             self._check_stale_devices(findings)
+        if self._disabled and findings:
+            findings = [f for f in findings if f.rule not in self._disabled]
         return findings
 
     # -- sensor health helpers --------------------------------------------------------------

@@ -33,7 +33,7 @@ from edge_slm.events import Severity
 EWMA_ALPHA = 0.05
 RELATIVE_SPREAD_FLOOR = 0.005  # a flat signal still needs a 0.5 %-of-level change per z unit
 ABSOLUTE_SPREAD_FLOOR = 1e-3
-LEARN_BUFFER = 512  # samples kept while learning; decimated by 2 when full
+LEARN_BUFFER = 256  # samples kept while learning (2 KiB a series); decimated by 2 when full
 GAP_NOISE_UNITS = 8.0  # sorted neighbours further apart than this many noise units start a new mode
 MIN_MODE_SHARE = 0.04  # a group with fewer of the learning samples is a transition, not a mode
 MAX_MODES = 6

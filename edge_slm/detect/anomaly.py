@@ -41,6 +41,8 @@ MODE_SYNC_S = 90.0  # a departure this close to a new level of a mode signal is 
 RELEARN_SAMPLES = 60  # a new mode's level and spread are learned over this many samples
 VAR_CAP_FACTOR = 4.0
 LEARN_GATE_Z = 3.0  # modes learn only from samples this close to their centre
+ASSOCIATED_SAMPLES = 20  # a mode seen this often with an operating mode belongs to it
+ASSOCIATE_MIN_S = 600.0  # after learning, modes and operating modes are paired this long before judging
 
 
 @dataclass(slots=True)
@@ -50,9 +52,11 @@ class Mode:
     n: int = 0  # samples seen; < 0: a new mode still learning (absorbs what comes)
     var_cap: float = math.inf  # the spread may grow to 2x what was learned, no more: a ramp is not noise
     spread: float = ABSOLUTE_SPREAD_FLOOR  # cached: sqrt(var) with the series' floors
+    # samples seen in this mode per operating mode of the device (index of its mode signal's level)
+    with_device_mode: list[int] = field(default_factory=lambda: [0] * MAX_MODES)
 
     def to_list(self) -> list[float]:
-        return [self.centre, self.var, self.n, self.var_cap]
+        return [self.centre, self.var, self.n, self.var_cap, *self.with_device_mode]
 
 
 @dataclass
@@ -81,6 +85,8 @@ class AnomalySeries:
     normal_count: int = 0
     last_ts: float | None = None
     novel_since: float | None = None  # silent series: when it reached a level it had not had
+    current_mode: int = -1  # index of the mode the last sample fell in (-1: none)
+    fitted_ts: float | None = None
 
     @property
     def learned(self) -> bool:
@@ -98,19 +104,35 @@ class AnomalySeries:
         return self.depart_since is not None or self.between_since is not None
 
     def update(
-        self, value: float, ts: float, mode_change_ts: float | None = None, hold_s: float = 0.0
+        self,
+        value: float,
+        ts: float,
+        mode_change_ts: float | None = None,
+        hold_s: float = 0.0,
+        device_mode: int = -1,
+        device_mode_young: bool = False,
     ) -> Transition | None:
         """`hold_s`: on a device with mode signals, how long a departure waits for them to show
-        a new operating mode before it counts."""
+        a new operating mode before it counts. `device_mode`: the level its mode signal is at
+        (-1: unknown); a value in a mode only ever seen with other operating modes is a fault
+        (pressure at its night-shift level while the motor runs at day load)."""
         if self.last_ts is not None and ts - self.last_ts > self.max_gap_s:
             self.depart_since, self.depart_count, self.between_since = None, 0, None
             self.normal_since, self.normal_count = None, 0
         self.last_ts = ts
         if not self.modes:
             self._collect(value, ts)
+            if self.modes:
+                self.fitted_ts = ts
             return None
 
         mode, z, between = self._classify(value)
+        self.current_mode = -1 if mode is None else self.modes.index(mode)
+        if mode is not None and device_mode >= 0 and mode.n >= 0 and not device_mode_young:
+            seen = mode.with_device_mode
+            settled = self.fitted_ts is None or ts - self.fitted_ts >= max(self.learn_s, ASSOCIATE_MIN_S)
+            if settled and seen[device_mode] < ASSOCIATED_SAMPLES and max(seen) >= ASSOCIATED_SAMPLES:
+                mode, between = None, True  # the right level for another operating mode: a transition at most
         nearest = mode if mode is not None else self._nearest(value)
         context = {"z": z, "baseline": nearest.centre, "spread": self._mode_spread(nearest)}
         if not self.firing:
@@ -118,6 +140,8 @@ class AnomalySeries:
                 self.depart_since, self.depart_count, self.between_since = None, 0, None
                 if mode.n < 0 or abs(z) <= LEARN_GATE_Z:  # a ramp toward a new level is not learned
                     self._track(mode, value)
+                    if device_mode >= 0 and mode.with_device_mode[device_mode] < 1_000_000:
+                        mode.with_device_mode[device_mode] += 1
                 return None
             if between:
                 self.depart_since, self.depart_count = None, 0
@@ -274,7 +298,18 @@ class AnomalySeries:
             self._respread(self.modes[0])
         elif isinstance(saved, dict) and isinstance(saved.get("modes"), list) and saved["modes"]:
             self.noise = float(saved.get("noise", 0.0))
-            self.modes = [Mode(float(c), float(v), int(n), float(cap)) for c, v, n, cap in saved["modes"][:MAX_MODES]]
+            self.modes = []
+            for c, v, n, cap, *seen in saved["modes"][:MAX_MODES]:
+                counts = [int(x) for x in seen[:MAX_MODES]]
+                self.modes.append(
+                    Mode(
+                        float(c),
+                        float(v),
+                        int(n),
+                        float(cap),
+                        with_device_mode=counts + [0] * (MAX_MODES - len(counts)),
+                    )
+                )
             self.n = max(self.n, self.warmup_samples)
             for mode in self.modes:
                 self._respread(mode)

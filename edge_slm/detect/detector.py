@@ -40,6 +40,9 @@ STALE_CHECK_EVERY_S = 10.0
 # On a device with mode signals (motor current, speed) a departure waits this long for them to
 # show a new operating mode before it counts as an anomaly.
 MODE_WAIT_S = 30.0
+# For this long after a new operating mode appeared, the device's signals learn which of their
+# levels go with it instead of being judged against it.
+MODE_YOUNG_S = 600.0
 
 
 @dataclass(slots=True)
@@ -73,6 +76,8 @@ class _DeviceState:
     next_stale_check: float = -math.inf
     mode_change_ts: float | None = None
     has_mode_signal: bool = False
+    mode_signal: str = ""  # the first mode signal: its current level is the device's operating mode
+    mode_index: int = -1
 
 
 class Detector:
@@ -270,10 +275,16 @@ class Detector:
             anomaly = state.anomaly
             if anomaly is not None:
                 dev = dev or self._devices[device]
-                hold_s = MODE_WAIT_S if dev.has_mode_signal and not anomaly.silent else 0.0
-                transition = anomaly.update(value, ts, dev.mode_change_ts, hold_s)
-                if anomaly.novel_since is not None:  # a mode signal reached a new level: a new operating mode
-                    dev.mode_change_ts, anomaly.novel_since = anomaly.novel_since, None
+                if anomaly.silent:
+                    transition = anomaly.update(value, ts)
+                    if anomaly.novel_since is not None:  # a mode signal reached a new level: a new operating mode
+                        dev.mode_change_ts, anomaly.novel_since = anomaly.novel_since, None
+                    if signal == dev.mode_signal:
+                        dev.mode_index = anomaly.current_mode
+                else:
+                    young = dev.mode_change_ts is not None and ts - dev.mode_change_ts < MODE_YOUNG_S
+                    hold_s = MODE_WAIT_S if dev.has_mode_signal else 0.0
+                    transition = anomaly.update(value, ts, dev.mode_change_ts, hold_s, dev.mode_index, young)
                 if transition and not anomaly.silent:
                     findings.append(self._anomaly_finding(sample, signal, value, transition))
         dev = dev or self._devices.get(device)
@@ -438,7 +449,8 @@ class Detector:
         if dev is None:
             dev = self._devices[device] = _DeviceState()
         dev.series[signal] = state
-        dev.has_mode_signal = dev.has_mode_signal or silent
+        if silent and not dev.has_mode_signal:
+            dev.has_mode_signal, dev.mode_signal = True, signal
         return state
 
     def _evict_idle(self) -> bool:

@@ -191,3 +191,13 @@ def test_stale_signal_and_stale_device_resolve_with_their_ids() -> None:
         resolved = [a for a in alerts if a.state is AlertState.RESOLVED]
         assert [a.rule for a in firing] == ["sensor.stale"] and firing[0].signal == signal
         assert [a.id for a in resolved] == [firing[0].id] and resolved[0].summary == "Data is arriving again."
+
+
+def test_a_level_that_belongs_to_another_operating_mode_is_a_fault() -> None:
+    # Outlet pressure falls to what is normal on the night shift while the motor runs at day load.
+    (trace,) = build_scenarios(names={"mode_fault_pump_pressure_loss"})
+    alerts, _, _ = run_trace(trace, DetectSettings())
+    fault = trace.faults[0]
+    assert [(a.signal, a.rule) for a in alerts] == [("outlet_pressure_bar", "anomaly")]
+    assert 0 <= alerts[0].ts - fault.start_ts <= 300
+    assert "Operating mode: motor_current_a: level" in alerts[0].notes

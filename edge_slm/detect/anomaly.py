@@ -86,6 +86,7 @@ class AnomalySeries:
     last_ts: float | None = None
     novel_since: float | None = None  # silent series: when it reached a level it had not had
     current_mode: int = -1  # index of the mode the last sample fell in (-1: none)
+    fitted_modes: int = 0  # how many of the modes come from the learning period (the rest opened later)
     fitted_ts: float | None = None
 
     @property
@@ -224,6 +225,7 @@ class AnomalySeries:
             self.modes.append(Mode(centre, var, len(group), VAR_CAP_FACTOR * max(var, self.noise**2)))
         for mode in self.modes:
             self._respread(mode)
+        self.fitted_modes = len(self.modes)
         self.buffer = array("d")
 
     def _classify(self, value: float) -> tuple[Mode | None, float, bool]:
@@ -289,11 +291,16 @@ class AnomalySeries:
     def to_state(self) -> dict[str, object] | None:
         if not self.modes:
             return None
-        return {"noise": self.noise, "modes": [m.to_list() for m in self.modes if m.n >= 0]}
+        return {
+            "noise": self.noise,
+            "fitted": self.fitted_modes,
+            "modes": [m.to_list() for m in self.modes if m.n >= 0],
+        }
 
     def restore(self, saved: object) -> None:
         if isinstance(saved, list) and len(saved) == 4:  # older format: [n, mean, var, m2]
             self.modes = [Mode(float(saved[1]), float(saved[2]), int(saved[0]))]
+            self.fitted_modes = 1
             self.n = int(saved[0])
             self._respread(self.modes[0])
         elif isinstance(saved, dict) and isinstance(saved.get("modes"), list) and saved["modes"]:
@@ -311,5 +318,6 @@ class AnomalySeries:
                     )
                 )
             self.n = max(self.n, self.warmup_samples)
+            self.fitted_modes = max(1, min(len(self.modes), int(saved.get("fitted", len(self.modes)))))
             for mode in self.modes:
                 self._respread(mode)

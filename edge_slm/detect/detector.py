@@ -266,7 +266,15 @@ class Detector:
                         findings.append(self._health_finding(sample, signal, value, STUCK_RULE, t))
             state.last_ts = ts
             state.history.append((ts, value))
+            running_level = self._running_level(state)
             for series in state.rule_series:
+                if running_level is not None and series.rule.kind is RuleKind.RELATIVE:
+                    if running_level < 0:
+                        continue  # a mode signal still learning its levels: no normal to compare with yet
+                    series.baseline, series.baseline_n = (
+                        running_level,
+                        max(series.baseline_n, series.rule.warmup_samples),
+                    )
                 transition = series.update(value, ts)
                 if transition:
                     findings.append(self._rule_finding(sample, signal, value, series.rule, transition))
@@ -316,6 +324,18 @@ class Detector:
     def _note_interval(dev: _DeviceState, dt_s: float) -> None:
         dev.intervals += 1
         dev.interval_s = dt_s if dev.intervals == 1 else dev.interval_s + 0.1 * (dt_s - dev.interval_s)
+
+    @staticmethod
+    def _running_level(state: _SignalState) -> float | None:
+        """For a mode signal with a `relative` rule (motor current): its highest level learned
+        while learning (-1 until then), so a load/unload machine's normal is its loaded current,
+        not the average or the unloaded one. None: the rule keeps its own learned baseline."""
+        anomaly = state.anomaly
+        if anomaly is None or not anomaly.silent:
+            return None
+        if not anomaly.modes:
+            return -1.0
+        return max(mode.centre for mode in anomaly.modes[: anomaly.fitted_modes])
 
     def _others_moving(self, device: str, signal: str, ts: float) -> bool:
         dev = self._devices.get(device)

@@ -107,6 +107,33 @@ def compressor(
         yield device, ts, signals
 
 
+def screw_compressor(device: str, seed: int, hours: float, mutate: Mutator | None = None) -> Iterator:
+    """Screw compressor on load/unload control (added after tuning, closer to the issue's
+    report): it never stops; loaded 1-2.5 min, unloaded 1-2.5 min; oil pressure, inlet valve
+    and delivered air step with the state, current between 27 A loaded and 9 A unloaded."""
+    rng = random.Random(seed)
+    phase = rng.uniform(0, 2 * math.pi)
+    loaded, left_s = True, rng.uniform(60, 150)
+    oil_temp = FirstOrder(70.0, 200.0)
+    for i in range(int(hours * 3600 / STEP_S)):
+        ts = T0 + i * STEP_S
+        left_s -= STEP_S
+        if left_s <= 0:
+            loaded, left_s = not loaded, rng.uniform(60, 150)
+        amb = ambient_c(ts, phase)
+        signals: dict[str, float | bool] = {
+            "motor_current_a": round((27.0 if loaded else 9.0) + rng.gauss(0, 0.4), 2),
+            "oil_pressure_bar": round((4.5 if loaded else 2.2) + rng.gauss(0, 0.05), 3),
+            "inlet_valve_pct": round((100.0 if loaded else 0.0) + abs(rng.gauss(0, 0.3)) * (-1 if loaded else 1), 1),
+            "air_delivery_m3_h": round((310.0 if loaded else 0.0) + (rng.gauss(0, 4) if loaded else 0.0), 1),
+            "oil_temperature_c": round(oil_temp.step(amb + (58 if loaded else 48), STEP_S) + rng.gauss(0, 0.2), 2),
+            "vibration_rms_mm_s": round((2.3 if loaded else 1.4) + rng.gauss(0, 0.12), 3),
+        }
+        if mutate:
+            mutate(ts, signals)
+        yield device, ts, signals
+
+
 def pump(device: str, seed: int, hours: float, mutate: Mutator | None = None, shift_s: float = 7200.0) -> Iterator:
     """Process pump on shifts: day load (300 l/min), night load (180 l/min), with a 60 s ramp
     between; current, outlet pressure and filter differential pressure follow the flow."""
@@ -494,6 +521,21 @@ def build_scenarios(seed_offset: int = 0, names: set[str] | None = None) -> list
         5,
         [fan("fan-7", 30 + o, 5, humidity_sensor_step)],
         [Fault("fan-7", "mode", ("anomaly",), H(3), H(5))],
+    )
+
+    # Added after tuning (not part of the first-contact suite): load/unload control.
+    add("healthy_screw_compressor_load_unload", "healthy", 6, [screw_compressor("comp-7", 31 + o, 6)])
+
+    def weak_oil_pump(ts: float, s: dict) -> None:
+        if ts >= H(3) and float(s["motor_current_a"]) > 18:
+            s["oil_pressure_bar"] = round(float(s["oil_pressure_bar"]) - 1.3, 3)  # 3.2 bar loaded instead of 4.5
+
+    add(
+        "mode_fault_screw_compressor_low_oil_pressure_loaded",
+        "mode",
+        5,
+        [screw_compressor("comp-8", 32 + o, 5, weak_oil_pump)],
+        [Fault("comp-8", "mode", ("anomaly",), H(3), H(5))],
     )
     return traces
 

@@ -39,6 +39,7 @@ def states(alerts: list[Alert]) -> list[tuple[str, str, str]]:
     ("name", "expected"),
     [
         ("healthy_compressors_duty_cycle", []),  # two duty-cycling compressors, 6 h: no anomaly storm
+        ("healthy_screw_compressor_load_unload", []),  # loaded 27 A / unloaded 9 A: no overcurrent either
         ("stuck_bearing_sensor", [("comp-3", "sensor.stuck", "firing"), ("comp-3", "sensor.stuck", "resolved")]),
         (
             "intermittent_loose_part",

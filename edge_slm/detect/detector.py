@@ -16,6 +16,7 @@ from edge_slm.detect.anomaly import AnomalySeries
 from edge_slm.detect.evaluate import RuleSeries, Transition
 from edge_slm.detect.health import (
     IMPLAUSIBLE_RULE,
+    MOVING_WITHIN_S,
     STALE_RULE,
     STUCK_RULE,
     KindIndex,
@@ -76,6 +77,10 @@ class _DeviceState:
     next_stale_check: float = -math.inf
     mode_change_ts: float | None = None
     has_mode_signal: bool = False
+    # the latest value change on the device, and the latest on a different signal: "others moving" in O(1)
+    last_change_signal: str = ""
+    last_change_ts: float = -math.inf
+    other_change_ts: float = -math.inf
     mode_signal: str = ""  # the first mode signal: its current level is the device's operating mode
     mode_index: int = -1
 
@@ -260,6 +265,8 @@ class Detector:
                     continue  # a broken sensor's reading says nothing about the machine
                 if health.kind.stuck_for_s:
                     t, candidate = health.check_flat(value, ts)
+                    if health.last_change_ts == ts:
+                        self._note_change(device, signal, ts)
                     if candidate and self._others_moving(device, signal, ts):
                         t = health.fire_stuck(value)
                     if t is not None:
@@ -337,15 +344,19 @@ class Detector:
             return -1.0
         return max(mode.centre for mode in anomaly.modes[: anomaly.fitted_modes])
 
+    def _note_change(self, device: str, signal: str, ts: float) -> None:
+        dev = self._devices[device]
+        if signal != dev.last_change_signal:
+            dev.other_change_ts, dev.last_change_signal = dev.last_change_ts, signal
+        dev.last_change_ts = ts
+
     def _others_moving(self, device: str, signal: str, ts: float) -> bool:
+        """Another signal of the device changed value within the last minute."""
         dev = self._devices.get(device)
         if dev is None:
             return False
-        for other, state in dev.series.items():
-            health = state.health
-            if other != signal and health is not None and health.last_change_ts >= ts - 60.0:
-                return True
-        return False
+        latest_other = dev.other_change_ts if dev.last_change_signal == signal else dev.last_change_ts
+        return latest_other >= ts - MOVING_WITHIN_S
 
     def _check_stale_signals(self, device: str, dev: _DeviceState, sample: Sample, findings: list[Finding]) -> None:
         """Signals of a reporting device that stopped coming."""

@@ -5,16 +5,19 @@ samples), keeping a bounded, decimated buffer. At the end of learning the buffer
 modes: sorted values are cut wherever two neighbours are further apart than 8x the signal's
 noise (the median step between consecutive samples), and groups too small to be a mode
 (transitions) are dropped. A duty-cycling compressor's current gets two modes (off, loaded); a
-sawtooth pressure gets one wide one. Each mode keeps a centre (tracked slowly, so daily cycles
-are followed) and the extremes seen around it.
+sawtooth pressure gets one wide one. Each mode keeps an EWMA centre and spread (learned only
+from samples within 3 spreads, the spread capped at 2x what was learned, so a ramp toward a new
+level is not absorbed as noise).
 
-After learning a sample is normal inside any mode's envelope (its extremes plus half the z
-threshold in noise units); between two modes it is a transition, tolerated for `transition_s`;
-anywhere else it departs. A departure held for `for_s` and `min_samples` is an anomaly: a fault
-inside a mode, or a new persistent level. The one exception is a new operating mode: when the
-device's mode signals (motor current, speed: `role = "mode"` in the packs) reach a level they
-have not had before, a departure that starts within `MODE_SYNC_S` of it opens a new mode
-(bounded by MAX_MODES) instead of alerting.
+After learning a sample is normal within `z_threshold` spreads of a mode; between two modes it
+is a transition, tolerated for `transition_s`; anywhere else it departs, and a departure held
+for `for_s` and `min_samples` is an anomaly: a fault inside a mode, or a new persistent level.
+Modes are paired with the device's operating mode (the level of its first mode signal: motor
+current, speed; `role = "mode"` in the packs): a value at a level only ever seen with another
+operating mode is treated like a transition (pressure at its night level while the motor runs
+at day load). A new operating mode is the one exception: when a mode signal reaches a level it
+never had, a departure that starts within `MODE_SYNC_S` of it opens a new mode (at most
+MAX_MODES) instead of alerting.
 
 Few float operations per sample and explainable verdicts ("3.2x its usual spread above
 normal"); chosen over river's detectors because it imports nothing and bounds its memory.

@@ -256,21 +256,21 @@ class Detector:
                 state.last_ts = ts
                 if health.stale_firing:
                     health.stale_firing = False
-                    t = Transition(False, health.severity, 0.0, health.stale_onset, value, {})
-                    findings.append(self._health_finding(sample, signal, value, STALE_RULE, t))
+                    back = Transition(False, health.severity, 0.0, health.stale_onset, value, {})
+                    findings.append(self._health_finding(sample, signal, value, STALE_RULE, back))
                 plausible, t = health.check_plausible(value, ts)
                 if t is not None:
                     findings.append(self._health_finding(sample, signal, value, IMPLAUSIBLE_RULE, t))
                 if not plausible:
                     continue  # a broken sensor's reading says nothing about the machine
                 if health.kind.stuck_for_s:
-                    t, candidate = health.check_flat(value, ts)
+                    stuck, candidate = health.check_flat(value, ts)
                     if health.last_change_ts == ts:
                         self._note_change(device, signal, ts)
                     if candidate and self._others_moving(device, signal, ts):
-                        t = health.fire_stuck(value)
-                    if t is not None:
-                        findings.append(self._health_finding(sample, signal, value, STUCK_RULE, t))
+                        stuck = health.fire_stuck(value)
+                    if stuck is not None:
+                        findings.append(self._health_finding(sample, signal, value, STUCK_RULE, stuck))
             state.last_ts = ts
             state.history.append((ts, value))
             running_level = self._running_level(state)

@@ -203,7 +203,7 @@ class RuleSeries:
             self.baseline_n += 1
             self.baseline += (value - self.baseline) / self.baseline_n  # type: ignore[operator]
             if ts - self.reference_start >= rule.reference_s and self.baseline_n >= rule.warmup_samples:
-                self.reference_done, self.ewma, self.ewma_ts = True, float(self.baseline), ts  # type: ignore[arg-type]
+                self.reference_done, self.ewma, self.ewma_ts = True, float(self.baseline), ts
             return None, {}
         dt = min(max(ts - self.ewma_ts, 0.0), rule.tau_s)
         self.ewma += (1.0 - math.exp(-dt / rule.tau_s)) * (value - self.ewma)

@@ -587,7 +587,8 @@ def score(trace: Trace, alerts: list[Alert], samples: int, elapsed_s: float) -> 
             used.update(hits)
         else:
             missed.append(f"{fault.device}:{'|'.join(fault.rules)}")
-    false_alerts, collateral = [], []
+    false_alerts: list[Alert] = []
+    collateral: list[Alert] = []
     for i, a in enumerate(firing):
         if i in used:
             continue

@@ -177,6 +177,7 @@ def _settings(host: str, port: int, state_dir: str, use_model: bool, voice: _Voi
         "poi": {"file": poi_file},
         "voice": {"vehicle_device": "car-1", "enabled": False},
         "outbox": {"enabled": True},
+        "detect": {"anomaly_learn_s": 120.0},  # the demo's trace lasts minutes; its flow fault starts at 150 s
     }
     if voice is not None:
         overrides["voice"] = {

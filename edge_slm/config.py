@@ -144,6 +144,12 @@ class DetectSettings:
     cooldown_s: float = 30.0
     history_samples: int = 60
     max_tracked_series: int = 20000
+    # Operating modes and sensor health (edge_slm.detect.anomaly, edge_slm.detect.health)
+    anomaly_learn_s: float = 600.0  # event time an adaptive series learns its modes before it alerts
+    anomaly_transition_s: float = 120.0  # between two learned modes this long is a new level
+    sensor_health_enabled: bool = True
+    max_series_per_device: int = 512  # new series beyond this are refused (counted), others kept
+    series_idle_evict_s: float = 7 * 24 * 3600.0  # when full, only series of devices silent this long go
 
 
 @dataclass(frozen=True)
@@ -247,6 +253,7 @@ _POSITIVE: frozenset[str] = frozenset(
         "detect.anomaly_z_threshold",
         "detect.history_samples",
         "detect.max_tracked_series",
+        "detect.max_series_per_device",
         "outbox.max_rows",
         "outbox.max_bytes",
         "outbox.ttl_s",

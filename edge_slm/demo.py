@@ -196,6 +196,7 @@ def _settings(
         # no microphone (transcripts are typed), but the speaker may talk
         "voice": {"vehicle_device": "car-1", "enabled": True, "vosk_model": "", "tts": tts},
         "outbox": {"enabled": True},
+        "detect": {"anomaly_learn_s": 120.0},  # the demo's trace lasts minutes; its flow fault starts at 150 s
     }
     if voice is not None:
         overrides["voice"] = {

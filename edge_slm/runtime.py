@@ -362,6 +362,7 @@ class Daemon:
                 "outbox_evicted": self.outbox.evicted if self.outbox else 0,
                 "tracked_series": self.detector.tracked_series,
                 "series_evicted": self.detector.evicted_series,
+                "series_refused": self.detector.refused_series,
             },
             "publisher": asdict(self.publisher.counters),
             "ingest": self.bus.metrics(),

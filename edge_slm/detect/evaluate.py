@@ -3,6 +3,7 @@ long enough (on event time) to fire, escalate or clear. Pure and deterministic."
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -41,6 +42,25 @@ class RuleSeries:
     baseline_n: int = 0
     stuck_value: float | None = None
     stuck_since: float = 0.0
+    # drift: the frozen reference is `baseline` once `reference_done`; `ewma` is the slow average
+    reference_start: float | None = None
+    reference_done: bool = False
+    ewma: float = 0.0
+    ewma_ts: float = 0.0
+    # intermittent excursions of threshold rules
+    excursion_since: float | None = None
+    excursion_long: bool = False
+    excursion_samples: int = 0
+    excursions: deque[float] = field(default_factory=deque)
+    last_excursion_ts: float = 0.0
+    intermittent_firing: bool = False
+    intermittent_onset_ts: float = 0.0
+    intermittent: Transition | None = None  # set by update() when the intermittent alert changes
+
+    @property
+    def pending(self) -> bool:
+        """A condition is building up (or an excursion is open): not to be forgotten."""
+        return bool(self.breach_since) or self.excursion_since is not None or bool(self.excursions)
 
     def update(self, value: float, ts: float) -> Transition | None:
         rule = self.rule
@@ -50,13 +70,17 @@ class RuleSeries:
             self.breach_count.clear()
             self.clear_since, self.clear_count = None, 0
             self.window.clear()
+            self.excursion_since = None
         self.last_ts = ts
 
+        self.intermittent = None
         measure, context = self._measure(value, ts)
         if measure is None:  # still warming up or filling the window
             self._learn(value, breached=False)
             return None
         breached = self._breached_levels(measure, context)
+        if rule.kind is RuleKind.THRESHOLD and rule.intermittent_count:
+            self._track_excursions(bool(breached), ts, measure, context)
         for severity, _limit in rule.levels:
             if severity in breached:
                 self.breach_since.setdefault(severity, ts)
@@ -94,6 +118,50 @@ class RuleSeries:
             self.clear_since, self.clear_count = None, 0
         return None
 
+    def _track_excursions(self, breached: bool, ts: float, measure: float, context: dict[str, float]) -> None:
+        """Short excursions past the lowest limit that never held long enough to fire; enough of
+        them within the window is an intermittent fault of its own, cleared after a quiet window."""
+        rule = self.rule
+        if breached:
+            if self.excursion_since is None:
+                self.excursion_since, self.excursion_long, self.excursion_samples = ts, False, 0
+            self.excursion_samples += 1
+            if self.firing is not None:
+                self.excursion_long = True
+        elif self.excursion_since is not None:
+            # A one-sample glitch is no excursion, just as it fires no alert.
+            if not self.excursion_long and self.excursion_samples >= rule.min_samples:
+                self.excursions.append(self.excursion_since)
+                self.last_excursion_ts = ts
+            self.excursion_since = None
+            while self.excursions and ts - self.excursions[0] > rule.intermittent_window_s:
+                self.excursions.popleft()
+            while len(self.excursions) > rule.intermittent_count:
+                self.excursions.popleft()
+            if not self.intermittent_firing and len(self.excursions) >= rule.intermittent_count:
+                self.intermittent_firing, self.intermittent_onset_ts = True, self.excursions[0]
+                severity = rule.levels[0][0]
+                self.intermittent = Transition(
+                    True,
+                    severity,
+                    rule.lowest_limit,
+                    self.intermittent_onset_ts,
+                    measure,
+                    {**context, "count": float(len(self.excursions))},
+                )
+                return
+        if self.excursions and ts - self.excursions[-1] > rule.intermittent_window_s:
+            self.excursions.clear()
+        if (
+            self.intermittent_firing
+            and self.excursion_since is None
+            and ts - self.last_excursion_ts > rule.intermittent_window_s
+        ):
+            self.intermittent_firing = False
+            self.intermittent = Transition(
+                False, rule.levels[0][0], rule.lowest_limit, self.intermittent_onset_ts, measure, context
+            )
+
     # -- per-kind measures -------------------------------------------------------------
 
     def _measure(self, value: float, ts: float) -> tuple[float | None, dict[str, float]]:
@@ -111,6 +179,8 @@ class RuleSeries:
                 return None, {}
             rate = (value - first_value) / span * 60.0
             return rate, {"rate": rate}
+        if kind is RuleKind.DRIFT:
+            return self._drift(value, ts)
         if kind is RuleKind.RELATIVE:
             if self.baseline is None or self.baseline_n < self.rule.warmup_samples:
                 return None, {}
@@ -122,6 +192,24 @@ class RuleSeries:
             return 0.0, {"duration_s": 0.0}
         duration = ts - self.stuck_since
         return (1.0 if value != 0 else 0.0), {"duration_s": duration}
+
+    def _drift(self, value: float, ts: float) -> tuple[float | None, dict[str, float]]:
+        rule = self.rule
+        if value < rule.running_above:  # machine stopped: says nothing about wear
+            return None, {}
+        if not self.reference_done:
+            if self.reference_start is None:
+                self.reference_start, self.baseline, self.baseline_n = ts, 0.0, 0
+            self.baseline_n += 1
+            self.baseline += (value - self.baseline) / self.baseline_n  # type: ignore[operator]
+            if ts - self.reference_start >= rule.reference_s and self.baseline_n >= rule.warmup_samples:
+                self.reference_done, self.ewma, self.ewma_ts = True, float(self.baseline), ts
+            return None, {}
+        dt = min(max(ts - self.ewma_ts, 0.0), rule.tau_s)
+        self.ewma += (1.0 - math.exp(-dt / rule.tau_s)) * (value - self.ewma)
+        self.ewma_ts = ts
+        delta = self.ewma - float(self.baseline)  # type: ignore[arg-type]
+        return delta, {"baseline": float(self.baseline), "delta": delta, "average": self.ewma}  # type: ignore[arg-type]
 
     def _breached_levels(self, measure: float, context: dict[str, float]) -> set[Severity]:
         rule = self.rule

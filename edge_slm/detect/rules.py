@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import itertools
+import math
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -21,6 +22,7 @@ class RuleKind(enum.Enum):
     RATE = "rate"  # change per minute over a window beyond a limit
     RELATIVE = "relative"  # value beyond a factor of its learned normal
     STUCK = "stuck"  # identical non-zero readings for too long
+    DRIFT = "drift"  # slow average departed from a long frozen reference by more than a limit
 
 
 class Direction(enum.Enum):
@@ -43,6 +45,15 @@ class Rule:
     warmup_samples: int = 30
     min_samples: int = 2
     max_gap_s: float = 3600.0  # a device silent this long: durations restart
+    # Threshold rules: this many short excursions past the lowest limit (each ending before
+    # for_s) within intermittent_window_s raise `<id>.intermittent`; 0 turns it off.
+    intermittent_count: int = 3
+    intermittent_window_s: float = 600.0
+    # Drift rules: the reference is the mean of the first reference_s of running samples
+    # (value >= running_above), frozen; the measure is a slow EWMA (tau_s) minus that reference.
+    reference_s: float = 1800.0
+    tau_s: float = 600.0
+    running_above: float = -math.inf
     unit: str = ""
     label: str = ""
     summary: str = ""
@@ -55,6 +66,7 @@ class Rule:
 
 
 _SEVERITY_KEYS = ("info", "warning", "critical")
+PACK_TABLES = {"rules", "sensors"}  # [[sensors]] is read by edge_slm.detect.health
 _SCALAR_FIELDS = {
     "hysteresis": float,
     "for_s": float,
@@ -64,6 +76,11 @@ _SCALAR_FIELDS = {
     "warmup_samples": int,
     "min_samples": int,
     "max_gap_s": float,
+    "intermittent_count": int,
+    "intermittent_window_s": float,
+    "reference_s": float,
+    "tau_s": float,
+    "running_above": float,
     "unit": str,
     "label": str,
     "summary": str,
@@ -124,7 +141,7 @@ def parse_rule(raw: Mapping[str, Any], where: str) -> Rule:
             )
             if not ok:
                 raise ConfigError(f"{key}.{name}", f"must be a {typ.__name__}")
-            if typ is not str and value < 0:
+            if typ is not str and value < 0 and name != "running_above":
                 raise ConfigError(f"{key}.{name}", "must not be negative")
             scalars[name] = typ(value)
     return Rule(id=rule_id, signal=signal, kind=kind, direction=direction, levels=tuple(levels), **scalars)
@@ -147,8 +164,11 @@ def _load_pack_data(text: str, where: str) -> list[dict[str, Any]]:
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(where, f"rule pack is not valid TOML: {err}") from err
     rules = doc.get("rules", [])
-    if set(doc) - {"rules"}:
-        raise ConfigError(f"{where}.{sorted(set(doc) - {'rules'})[0]}", "unknown key in rule pack (expected [[rules]])")
+    if set(doc) - PACK_TABLES:
+        raise ConfigError(
+            f"{where}.{sorted(set(doc) - PACK_TABLES)[0]}",
+            "unknown key in rule pack (expected [[rules]] or [[sensors]])",
+        )
     if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
         raise ConfigError(f"{where}.rules", "must be an array of tables ([[rules]])")
     return rules

@@ -51,3 +51,64 @@ ANOMALY_ACTION = (
     "Check the equipment and the sensor behind this signal; compare with recent maintenance or operating changes."
 )
 RESOLVED_ACTION = "No action needed; keep an eye on it."
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._:/\-]")
+SAFE_NAME_MAX = 64
+
+
+def safe_name(name: str) -> str:
+    """A bus-supplied name as it may appear in human-facing text: short, printable ASCII, no
+    spaces (so no sentences), everything else replaced by `_`."""
+    cleaned = _UNSAFE.sub("_", name[: SAFE_NAME_MAX + 1])
+    return cleaned if len(cleaned) <= SAFE_NAME_MAX else cleaned[: SAFE_NAME_MAX - 1] + "~"
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def drift_summary(label: str, average: float, reference: float, unit: str) -> str:
+    unit_text = f" {unit}" if unit else ""
+    direction = "risen" if average >= reference else "fallen"
+    return (
+        f"{label[:1].upper()}{label[1:]} has slowly {direction} to an average of {average:.3g}{unit_text} "
+        f"from its reference of {reference:.3g}{unit_text}."
+    )
+
+
+def intermittent_summary(label: str, count: int, limit: float, unit: str, window_s: float) -> str:
+    unit_text = f" {unit}" if unit else ""
+    return (
+        f"{label[:1].upper()}{label[1:]} went past {limit:g}{unit_text} {count} times within {_minutes(window_s)}, "
+        "each time briefly: an intermittent fault."
+    )
+
+
+def intermittent_resolved(label: str, window_s: float) -> str:
+    return f"No more brief excursions of {label} for {_minutes(window_s)}."
+
+
+def implausible_summary(name: str, value: float, low: float, high: float) -> str:
+    return (
+        f"{name} reads {value:g}, outside what the sensor can physically measure ({low:g} to {high:g}); "
+        "the sensor or its wiring is faulty."
+    )
+
+
+def stuck_summary(name: str, value: float, duration_s: float) -> str:
+    return (
+        f"{name} has read exactly {value:g} for {_minutes(duration_s)} while the machine's other signals change: "
+        "the sensor looks stuck."
+    )
+
+
+def stale_summary(name: str, silent_s: float, interval_s: float) -> str:
+    what = name if name else "This device"
+    return f"{what} has sent nothing for {_minutes(silent_s)} (it usually reports every {interval_s:.3g} s)."
+
+
+STALE_RESOLVED = "Data is arriving again."
+SENSOR_ACTION = "Check the sensor, its wiring and connector; readings from it cannot be trusted until then."
+STALE_ACTION = "Check the sensor or device, its power and its network link."
+SENSOR_NOTES = "Sensor health check (stuck, stale or implausible readings), not a machine fault."

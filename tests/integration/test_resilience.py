@@ -170,11 +170,12 @@ def test_restart_keeps_what_the_anomaly_detector_learned(broker: Broker, state_d
                 "edge/telemetry/press-1", json.dumps({"ts": T0 + start + i, "signals": {"pressure_bar": v}}), qos=1
             )
 
+    learn = 700  # the adaptive detector learns 600 s of event time before it judges (issue 17)
     with InProcessDaemon(settings):
-        send(0, [50.0 + (i % 5) * 0.1 for i in range(60)] + [70.0] * 10)
+        send(0, [50.0 + (i % 5) * 0.1 for i in range(learn)] + [70.0] * 10)
         assert rec.wait_for(lambda: any(a["state"] == "firing" for a in rec.json_on("edge/alerts/press-1")), 10)
     with InProcessDaemon(settings):  # restarted: the fault continues, then the signal recovers
-        send(70, [70.0] * 10 + [50.0 + (i % 5) * 0.1 for i in range(30)])
+        send(learn + 10, [70.0] * 10 + [50.0 + (i % 5) * 0.1 for i in range(30)])
         assert rec.wait_for(lambda: any(a["state"] == "resolved" for a in rec.json_on("edge/alerts/press-1")), 10)
     alerts = rec.json_on("edge/alerts/press-1")
     assert [a["state"] for a in alerts] == ["firing", "resolved"] and alerts[0]["id"] == alerts[1]["id"]

@@ -8,11 +8,10 @@ import json
 import time
 from pathlib import Path
 
-from daemon_fixtures import InProcessDaemon, daemon_settings
-from mqtt_fixtures import Broker, Recorder, publisher
-
 from edge_slm.config import DetectSettings
 from edge_slm.detect.scenarios import build_scenarios, run_trace, score
+from tests.daemon_fixtures import InProcessDaemon, daemon_settings
+from tests.mqtt_fixtures import Broker, Recorder, publisher
 
 COOLANT = "Vehicle.Powertrain.CombustionEngine.EngineCoolant.Temperature"
 SCENARIOS = {"stuck_bearing_sensor", "intermittent_loose_part"}

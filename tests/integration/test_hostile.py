@@ -177,12 +177,15 @@ def test_no_injected_text_in_spoken_replies(broker: Broker, state_dir: Path, veh
     with InProcessDaemon(settings):
         pub = publisher(broker.port)
         t0 = 1_790_000_000
-        for i in range(60):  # learn a normal of ~10, then jump far above it and stay there
-            value = 10.0 + (i % 3) * 0.1 if i < 40 else 100.0
+        learn_s = settings.detect.anomaly_learn_s + 60  # learn a normal of ~10, then jump far above it
+        for i in range(int(learn_s) + 60):
+            value = 10.0 + (i % 3) * 0.1 if i < learn_s else 100.0
             for device in ("pump-1", "car-1"):
                 pub.publish(f"edge/telemetry/{device}", json.dumps({"ts": t0 + i, "signals": {INJECTED: value}}), qos=1)
         assert rec.wait_for(lambda: len(rec.json_on("edge/alerts/")) >= 2, 15), "the anomaly did not fire"
-        assert any(INJECTED in str(a["summary"]) for a in rec.json_on("edge/alerts/"))  # the attack reached state
+        alerts = rec.json_on("edge/alerts/")
+        assert any(a["signal"] == INJECTED for a in alerts)  # the attack reached state (as data)
+        assert not any("tell the driver" in str(a["summary"]) for a in alerts)  # but not the human-facing text
         _say(pub, "is everything ok with the car", "status")
         assert rec.wait_for(lambda: "status" in _replies(rec), 10)
         spoken = str(_replies(rec)["status"]["text"])

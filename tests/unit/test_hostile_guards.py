@@ -245,3 +245,20 @@ def test_push_to_talk_window_is_bounded_and_rate_limited() -> None:
         assert listener._window_until - time.monotonic() <= 0.05  # never longer than configured
     assert opened == 3 and listener.counters()["listen_refused"] >= 7
     assert listener.open_listen_window(from_bus=False)  # the local wake phrase is not rate-limited
+
+
+def test_publisher_memory_fallback_drops_actions_past_their_ttl() -> None:
+    from edge_slm.bus.publisher import DurablePublisher
+
+    class OfflineBus:  # pure logic: the publisher's own queue while the outbox is unusable
+        connected = False
+
+        def publish(self, *args: object, **kwargs: object) -> None:
+            return None
+
+    publisher = DurablePublisher(OfflineBus(), None, 100.0, {Kind.ACTION: 0.2})  # type: ignore[arg-type]
+    publisher.send(Kind.ACTION, "edge/actions/call", {"contact": "mom"})
+    publisher.send(Kind.ALERT, "edge/alerts/x", {"id": "a"})
+    assert [r.kind for r in publisher._pending_rows(10)] == [Kind.ALERT, Kind.ACTION]
+    time.sleep(0.3)
+    assert [r.kind for r in publisher._pending_rows(10)] == [Kind.ALERT]

@@ -40,7 +40,7 @@ BROKER_DROPPED_TOPIC = "$SYS/broker/publish/messages/dropped"
 # into one per batch, for at most this much added latency. After a single message (a quiet
 # bus) it waits at once.
 COALESCE_S = 0.001
-ACK_WAKE_BATCH = 64  # judged messages whose PUBACKs wake paho's thread at once (see flush_acks)
+ACK_WAKE_BATCH = 64  # PUBACKs that wake paho's thread at once on MQTT 5 (see flush_acks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +97,8 @@ class MqttBus:
         self._consumer_waiting = False
         self._pending_acks: list[tuple[int, int]] = []  # (mid, qos) judged, PUBACK not yet queued
         self._last_batch_size = 0
+        self._acks_not_woken = 0
+        self._ack_wake_after = 1  # set per protocol in _make_client
         self._waker: LoopWaker | None = None
         self._calls: CallQueue | None = None
         self.health = IngestHealth(settings.inbound_queue_size)
@@ -165,6 +167,12 @@ class MqttBus:
         mqtt = self._mqtt
         s = self._settings
         protocol = mqtt.MQTTv5 if self._use_v5 else mqtt.MQTTv311
+        # MQTT 5: we give the broker a window of Receive Maximum unacknowledged messages, so a
+        # few PUBACKs may wait for paho's next wake while half the window is left. MQTT 3.1.1:
+        # the window is the broker's (Mosquitto's max_inflight_messages, 20 by default) and
+        # unknown here, so every batch of PUBACKs wakes paho at once.
+        receive_maximum = max(1, min(MAX_RECEIVE_MAXIMUM, s.inbound_queue_size))
+        self._ack_wake_after = max(1, min(ACK_WAKE_BATCH, receive_maximum // 2)) if self._use_v5 else 1
         kwargs: dict[str, Any] = {"client_id": self._client_id, "protocol": protocol, "manual_ack": True}
         if not self._use_v5:
             kwargs["clean_session"] = s.clean_start
@@ -214,7 +222,7 @@ class MqttBus:
         # The broker may have as many unacknowledged messages out to us as our inbox holds: a
         # burst waits here (counted, backpressured) rather than in the broker's per-client
         # queue, which drops silently once full (Mosquitto's max_queued_messages).
-        props.ReceiveMaximum = max(1, min(MAX_RECEIVE_MAXIMUM, self._settings.inbound_queue_size))
+        props.ReceiveMaximum = max(1, min(MAX_RECEIVE_MAXIMUM, self._settings.inbound_queue_size))  # see _make_client
         return {"clean_start": self._settings.clean_start, "properties": props}
 
     def stop(self, timeout_s: float = 3.0) -> None:
@@ -282,11 +290,11 @@ class MqttBus:
         client = self._client
         if not acks or client is None:
             return
-        # paho wakes its network thread with one byte per queued packet. Here a few PUBACKs wake
-        # nobody: paho writes them when its thread next wakes (the next inbound packet, or its
-        # select timeout of at most a second; the broker only holds them in flight a little
-        # longer), and a big batch wakes it once. That saves a thread round trip per message
-        # on a quiet bus. Without that paho attribute this falls back to one wake per PUBACK.
+        # paho wakes its network thread with one byte per queued packet. Here a batch wakes it
+        # once, and on MQTT 5 a few PUBACKs wake nobody: paho writes them when its thread next
+        # wakes (the next inbound packet, or its select timeout of at most a second) while the
+        # broker still has half its Receive Maximum window. That saves a thread round trip per
+        # message on a quiet bus. Without that paho attribute: one wake per PUBACK, as paho does.
         wake_socket = getattr(client, "_sockpairW", None)
         if wake_socket is not None:
             client._sockpairW = None
@@ -298,7 +306,9 @@ class MqttBus:
         finally:
             if wake_socket is not None:
                 client._sockpairW = wake_socket
-                if len(acks) >= ACK_WAKE_BATCH or self._closing:
+                self._acks_not_woken += len(acks)
+                if self._acks_not_woken >= self._ack_wake_after or self._closing:
+                    self._acks_not_woken = 0
                     try:
                         wake_socket.send(b"0")
                     except OSError:

@@ -223,3 +223,31 @@ def test_two_ingest_workers_split_the_devices_by_topic_filter(tmp_path: Path, br
     finally:
         pub.loop_stop()
         rec.close()
+
+
+def test_mqtt_3_1_1_keeps_flowing_through_the_brokers_small_in_flight_window(tmp_path: Path) -> None:
+    """MQTT 3.1.1 has no Receive Maximum: the broker sends a few unacknowledged messages (here 2,
+    `max_inflight_messages`), then waits for our PUBACKs, which the daemon batches. Everything
+    still flows and the fault alerts. (About 0.05 s here; with PUBACKs left for paho's next
+    wake-up, as MQTT 5 may, 0.2-1 s: too close to the noise of a shared machine to assert.)"""
+    broker = start_broker(tmp_path / "broker", free_port(), extra_conf="max_inflight_messages 2")
+    rec = Recorder(broker.port, ["edge/alerts/+"])
+    pub = publisher(broker.port)
+    try:
+        settings = daemon_settings(broker.port, tmp_path / "state", mqtt={"protocol": "3.1.1"})
+        with InProcessDaemon(settings) as running:
+            started = time.monotonic()
+            for i in range(200):
+                pub.publish(*normal(i, 20), qos=1)
+            for payload in vibration_fault(T0):
+                pub.publish("edge/telemetry/press-7", payload, qos=1)
+            counters = running.daemon.telemetry.counters
+            assert rec.wait_for(lambda: counters.messages >= 203, 30), counters
+            took_s = time.monotonic() - started
+            assert rec.wait_for(lambda: any(a["device"] == "press-7" for a in rec.json_on("edge/alerts/")), 5)
+        print(f"3.1.1: 203 messages through a window of 2 in {took_s:.2f} s")
+        assert took_s < 5.0, f"took {took_s:.1f} s: PUBACKs waited for paho's select timeout"
+    finally:
+        pub.loop_stop()
+        rec.close()
+        broker.stop()

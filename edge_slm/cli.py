@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     intent = sub.add_parser("intent", help="print the intent of TEXT as JSON (or of JSON lines on stdin with --batch)")
     _add_config_flags(intent)
     intent.add_argument("--batch", action="store_true", help='read JSON lines {"text": ...} on stdin')
-    intent.add_argument("--no-model", action="store_true", help="grammar tier only")
+    intent.add_argument("--no-model", action="store_true", help="grammar tier only (no SLM, no sentence encoder)")
     intent.add_argument("text", nargs="*", help="the command text")
 
     models = sub.add_parser("models", help="list, pull, inspect and quantize GGUF models")
@@ -123,7 +123,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_intent(args: argparse.Namespace) -> int:
-    overrides: dict[str, object] = {"model": {"enabled": False}} if args.no_model else {}
+    overrides: dict[str, object] = {}
+    if args.no_model:  # grammar tier only: neither the SLM nor the sentence encoder
+        overrides = {"model": {"enabled": False}, "intent": {"semantic": {"enabled": False}}}
     settings = _settings(args, **overrides)
     _configure_logging(os.environ.get("EDGE_SLM_LOG_LEVEL", "warning"))
     text = " ".join(args.text).strip()

@@ -1,4 +1,4 @@
-"""`IntentRecognizer`: grammar first, the model second, `unknown` when neither is sure.
+"""`IntentRecognizer`: grammar first, the semantic tier second, the model third, `unknown` when none is sure.
 
 Also `run_intent_cli`, the body of `edge-slm intent TEXT` and `edge-slm intent --batch`
 (CONTRACT §1). The model is loaded lazily, at most once, and only when the grammar needs help;
@@ -26,6 +26,7 @@ from edge_slm.llm.api import GenerationRequest, GenerationResult, LlmEngine
 
 if TYPE_CHECKING:
     from edge_slm.config import IntentSettings, Settings
+    from edge_slm.intent.semantic import SemanticTier
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,11 @@ class IntentRecognizer:
         self.model_tier: ModelTier | None = None
         if engine is not None and intent_settings.model_fallback:
             self.model_tier = ModelTier(engine, self.grammar, deadline_s=deadline_s)
+        self.semantic: SemanticTier | None = None
+
+    def attach_semantic(self, tier: SemanticTier | None) -> None:
+        """Put the semantic tier between the grammar and the model (`semantic.build_semantic_tier`)."""
+        self.semantic = tier
 
     def recognize(self, text: str) -> Intent:
         text = text[:MAX_TEXT_CHARS]
@@ -90,6 +96,11 @@ class IntentRecognizer:
         match = self.grammar.match_normalized(normalized)
         if match is not None:
             return Intent(text=text, name=match.intent, slots=restore_spelling(text, match.slots), source="grammar")
+        # semantic tier: None = abstained; unknown = a safety gate said no, and the model may not overrule it
+        if self.semantic is not None:
+            semantic = self.semantic.classify(text, normalized)
+            if semantic is not None:
+                return dataclasses.replace(semantic, slots=restore_spelling(text, semantic.slots))
         if self.model_tier is not None:
             intent = self.model_tier.classify(text, normalized)
             return dataclasses.replace(intent, slots=restore_spelling(text, intent.slots))
@@ -195,9 +206,12 @@ def run_intent_cli(
     if settings.intent.model_fallback and settings.model.enabled:
         engine = LazyEngine(engine_loader or _default_loader(settings), settings.model.name or "model")
     recognizer = IntentRecognizer(settings.intent, engine, deadline_s=settings.model.voice_deadline_s)
+    from edge_slm.intent.semantic import build_semantic_tier
+
+    recognizer.attach_semantic(build_semantic_tier(settings, recognizer.grammar))
     try:
         if text is not None:
-            _emit(stdout, recognizer.recognize(text).to_payload())
+            _emit(stdout, intent_payload(recognizer.recognize(text)))
             return EXIT_OK
         for line_no, line in enumerate(stdin, start=1):
             stdout.write(_batch_line(recognizer, line, line_no) + "\n")
@@ -206,6 +220,13 @@ def run_intent_cli(
     finally:
         if engine is not None:
             engine.close()
+        if recognizer.semantic is not None:
+            recognizer.semantic.close()
+
+
+def intent_payload(intent: Intent) -> dict[str, Any]:
+    """CONTRACT §1 object plus the tier's `confidence` (1.0 for a grammar match)."""
+    return {**intent.to_payload(), "confidence": round(float(intent.confidence), 3)}
 
 
 def _batch_line(recognizer: IntentRecognizer, line: str, line_no: int) -> str:
@@ -227,4 +248,4 @@ def _batch_line(recognizer: IntentRecognizer, line: str, line_no: int) -> str:
         log.exception("intent recognition failed on line %d", line_no)
         return _error_line(line_no, f"recognition failed: {err.__class__.__name__}")
     log.debug("line %d recognized in %.1f ms", line_no, (time.perf_counter() - started) * 1000)
-    return json.dumps(intent.to_payload(), ensure_ascii=False)
+    return json.dumps(intent_payload(intent), ensure_ascii=False)

@@ -39,6 +39,9 @@ class Features:
             max_tokens=settings.model.explain_max_tokens,
         )
         self.recognizer = IntentRecognizer(settings.intent, engine, deadline_s=settings.model.voice_deadline_s)
+        from edge_slm.intent.semantic import build_semantic_tier  # the encoder itself loads in warm_up
+
+        self.recognizer.attach_semantic(build_semantic_tier(settings, self.recognizer.grammar))
         self.nav = NavStateStore()
         vehicle = settings.voice.vehicle_device
         self.responder = build_responder(
@@ -56,6 +59,8 @@ class Features:
     def warm_up(self) -> None:
         """Prefill the fixed prompt prefixes (or load them from disk) before the first alert
         or command needs them. Blocks; run it off the event loop."""
+        if self.recognizer.semantic is not None:  # first: a few ms per command once loaded
+            self.recognizer.semantic.warm_up()
         self.explainer.warm()
         if self.recognizer.model_tier is not None:
             self.recognizer.model_tier.warm_up()  # last: a waiting driver's prefix stays hot
@@ -120,6 +125,8 @@ class Features:
     def close(self) -> None:
         if self.engine is not None:
             self.engine.close()
+        if self.recognizer.semantic is not None:
+            self.recognizer.semantic.close()
 
 
 def build_features(settings: Settings, firing_alerts: Callable[[str | None], list[Alert]]) -> Features:

@@ -157,10 +157,11 @@ class SemanticTier:
                 return None
             assert self._encoder is not None
             query = self._encoder.encode([normalized])[0]
-        sims = self._matrix @ query
+            matrix, labels, intents = self._matrix, self._labels, self._intents
+        sims = matrix @ query
         per_intent: dict[str, float] = {}
-        for i, name in enumerate(self._intents):
-            row = sims[self._labels == i]
+        for i, name in enumerate(intents):
+            row = sims[labels == i]
             k = min(TOP_K, row.shape[0])
             per_intent[name] = float(np.mean(np.partition(row, row.shape[0] - k)[-k:])) if k else -1.0
         unknown = per_intent.pop(UNKNOWN, -1.0)
@@ -232,7 +233,10 @@ class SemanticTier:
         return ""
 
     def close(self) -> None:
-        encoder, self._encoder = self._encoder, None
+        with self._lock:  # waits for a warm-up in progress; later calls abstain
+            encoder, self._encoder = self._encoder, None
+            self._matrix = None
+            self._failed = self._failed or "semantic tier closed"
         if encoder is not None:
             encoder.close()
 

@@ -50,7 +50,24 @@ _PLACE_END = re.compile(
 _INDEFINITE = frozenset({"a", "an", "some", "any", "nearest", "closest", "nearby"})
 _NEAREST = frozenset({"nearest", "closest", "nearby", "good", "decent", "cheap", "open", "local"})
 _PARTICULAR = re.compile(r"^the (\w+ ){1,3}(on|at|in|near|off|by) (the )?\w+")
-_PRONOUN_PLACES = frozenset({"there", "here", "it", "that", "this", "that place", "the place", "somewhere", "back"})
+_PRONOUN_PLACES = frozenset(
+    {
+        "there",
+        "here",
+        "it",
+        "that",
+        "this",
+        "that place",
+        "the place",
+        "somewhere",
+        "back",
+        "go",
+        "get",
+        "be",
+        "drive",
+        "head",
+    }
+)
 
 _CONTACT_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
     re.compile(p)
@@ -120,7 +137,7 @@ NEED_WORDS: Mapping[str, str] = {
     "groceries": "supermarket", "grocery": "supermarket", "store": "supermarket", "milk": "supermarket",
     "supermarket": "supermarket", "supplies": "supermarket",
     "wash": "car wash", "filthy": "car wash", "dirty": "car wash", "muddy": "car wash",
-    "mechanic": "mechanic", "garage": "mechanic", "shop": "mechanic", "repair": "mechanic", "fix": "mechanic",
+    "mechanic": "mechanic", "garage": "mechanic", "shop": "mechanic", "repair": "mechanic", "fix my car": "mechanic",
     "tow": "mechanic", "breakdown": "mechanic", "broke down": "mechanic",
 }  # fmt: skip
 SYMPTOM_WORDS: Mapping[str, str] = {

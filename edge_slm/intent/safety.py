@@ -78,7 +78,8 @@ _COMPOUND = re.compile(
 )
 _IDIOMS = re.compile(
     r"\b(raining cats and dogs|break a leg|hit the sack|hit the hay|piece of cake|under the weather|on the fence"
-    r"|cost an arm and a leg|spill the beans|call it a (day|night)|driv(e|es|en|ing) me (crazy|nuts|mad|insane|up the wall)"
+    r"|cost an arm and a leg|spill the beans|call it a (day|night)"
+    r"|driv(e|es|en|ing) me (crazy|nuts|mad|insane|up the wall)"
     r"|drives? (him|her|them|us) (crazy|nuts|mad)|go fly a kite|take a hike|get lost|hit the road jack"
     r"|over the moon|once in a blue moon|bite the bullet|let the cat out|miss the boat|in hot water|blow off steam"
     r"|ring a bell|rings a bell|call the shots|off the hook|on the road again)\b"

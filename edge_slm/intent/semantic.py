@@ -120,6 +120,7 @@ class SemanticTier:
             self._intents = sorted({ex.intent for ex in self._examples})
             index = {name: i for i, name in enumerate(self._intents)}
             self._labels = np.array([index[ex.intent] for ex in self._examples], dtype=np.int32)
+            self.grammar.find_rule("when", "tomorrow")  # compiles the time rule now, not in the first command
         except EdgeSlmError as err:
             self._failed = f"semantic tier not available: {err.message}"
         except Exception as err:  # a broken native library must not take the other tiers down
@@ -158,7 +159,8 @@ class SemanticTier:
             assert self._encoder is not None
             query = self._encoder.encode([normalized])[0]
             matrix, labels, intents = self._matrix, self._labels, self._intents
-        sims = matrix @ query
+        # einsum, not BLAS: OpenBLAS threads spin against llama.cpp and the SLM for a 0.5 MFLOP product
+        sims = np.einsum("ij,j->i", matrix, query)
         per_intent: dict[str, float] = {}
         for i, name in enumerate(intents):
             row = sims[labels == i]

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CONTEXT_TOKENS = 128  # a spoken command is far shorter; longer text is truncated, never refused
+CONTEXT_TOKENS = 64  # a spoken command is far shorter; longer text is truncated, never refused
 
 
 class SentenceEncoder(Protocol):

@@ -219,6 +219,8 @@ class SemanticTier:
     def _reroute(self, intent: str, normalized: str) -> str:
         """Where the words settle what the encoder blurs: "swing by a store" is a search, "stop by the
         pharmacy on main street" a destination, "give the office a shout" a call."""
+        if self.slots.is_reminder(normalized):
+            return IntentName.CREATE_EVENT.value
         if intent == IntentName.NAVIGATE_TO.value and self.slots.generic_place(normalized):
             return IntentName.FIND_POI.value
         if intent == IntentName.FIND_POI.value and self.slots.particular_place(normalized):

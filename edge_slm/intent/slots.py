@@ -30,7 +30,8 @@ _PLACE_ANCHORS: tuple[tuple[str, ...], ...] = tuple(
         (
             tuple(a.split())
             for a in (
-                "to", "towards", "toward", "into", "over to", "back to", "swing by", "stop by", "drop by", "come by",
+                "to", "too", "towards", "toward", "into", "over to", "back to", "navigate two", "go two", "head two",
+                "drive two", "me two", "us two", "swing by", "stop by", "drop by", "come by",
                 "pass by", "go by", "stop at", "drop me at", "drop me off at", "drop us at", "drop us off at",
                 "pull in at", "pull into", "head for", "heading for", "make a stop at", "stop off at", "get me",
                 "get us", "take me", "take us", "bring me", "bring us", "drive me", "drive us", "head", "go",
@@ -80,6 +81,11 @@ _CONTACT_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
         r" (?P<c>.+)",
         r"\b(?P<c>.+?) (needs|wants) a call\b",
     )
+)
+_CALL_FIRST = re.compile(r"^(call up|phone up|ring up|call|phone|ring|dial|facetime) (?P<c>.+)")
+_REMINDER_FIRST = re.compile(
+    r"^(remind (me|us)|set a reminder|(do not|dont) (let me )?forget|make a note"
+    r"|make sure i (remember|do not forget))\b"
 )
 _CONTACT_END = re.compile(
     r" (and|then|so|because|cause|but|about|regarding|to (say|tell|ask|see|let)|please|right now|now|real quick"
@@ -254,9 +260,10 @@ class SlotExtractor:
     # -- contact ---------------------------------------------------------------------------
 
     def strong_contact(self, normalized: str) -> str:
-        """A contact framed by an unmistakable call idiom ("give X a shout", "get X on the line")."""
+        """A contact framed by an unmistakable call idiom ("give X a shout", "get X on the line",
+        "dial the office")."""
         spec = self.grammar.slots.get("contact")
-        for pattern in _CONTACT_PATTERNS[:3]:
+        for pattern in (*_CONTACT_PATTERNS[:3], _CALL_FIRST):
             m = pattern.search(normalized)
             if m is not None:
                 raw = _CONTACT_END.sub("", " " + m.group("c")).strip()
@@ -278,6 +285,11 @@ class SlotExtractor:
         return ""
 
     # -- event -----------------------------------------------------------------------------
+
+    @staticmethod
+    def is_reminder(normalized: str) -> bool:
+        """ "remind me to call john" asks for a reminder, whatever it is about."""
+        return _REMINDER_FIRST.match(normalized) is not None
 
     def event(self, normalized: str) -> tuple[str, str]:
         """(title, when) of a calendar request; either may be ""."""

@@ -66,6 +66,8 @@ def test_time_numbers(spoken: str, digits: str) -> None:
         ("i want to go to forty two elm avenue", "42 elm avenue"),
         ("take me there", ""),
         ("two twenty one baker street is where i need to go", ""),
+        ("take me too the gym", "gym"),
+        ("navigate two school", "school"),
     ],
 )
 def test_destination_spans(text: str, destination: str) -> None:
@@ -177,3 +179,19 @@ def test_safety_refuses(text: str, intent: str, reason: str) -> None:
 )
 def test_safety_lets_commands_through(text: str, intent: str) -> None:
     assert refusal(norm(text), intent) == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "contact"),
+    [("dial the office", "office"), ("give the office a shout", "office"), ("get dad on the phone", "dad")],
+)
+def test_unmistakable_call_phrases(text: str, contact: str) -> None:
+    assert SLOTS.strong_contact(norm(text)) == contact
+
+
+@pytest.mark.parametrize(
+    ("text", "reminder"),
+    [("remind me to call john in 2 hours", True), ("dont let me forget the milk", True), ("call john", False)],
+)
+def test_reminders_are_events(text: str, reminder: bool) -> None:
+    assert SLOTS.is_reminder(norm(text)) is reminder

@@ -69,6 +69,16 @@ def _phantom(token: str, is_control: bool) -> str:
 
 def convert_bert_dir(model_dir: Path, out_path: Path, *, weight_type: str = "q8_0", name: str = "") -> Path:
     """Write `model_dir` (config.json, model.safetensors, tokenizer.json, 1_Pooling/) as GGUF."""
+    gguf_log = logging.getLogger("gguf")
+    level = gguf_log.level
+    gguf_log.setLevel(logging.ERROR)  # its progress lines, and "no handler for special token type cls"
+    try:
+        return _convert(model_dir, out_path, weight_type, name)
+    finally:
+        gguf_log.setLevel(level)
+
+
+def _convert(model_dir: Path, out_path: Path, weight_type: str, name: str) -> Path:
     import gguf
     import numpy as np
 
@@ -123,13 +133,7 @@ def convert_bert_dir(model_dir: Path, out_path: Path, *, weight_type: str = "q8_
     writer.add_token_list(tokens)
     writer.add_token_types(toktypes)
     # [CLS]/[SEP]/[UNK]/[PAD]/[MASK] ids and add_bos/add_sep, read the way llama.cpp's converter reads them
-    gguf_log = logging.getLogger("gguf.vocab")
-    level = gguf_log.level
-    gguf_log.setLevel(logging.ERROR)  # "no handler for special token type cls": llama.cpp does not need one
-    try:
-        gguf.SpecialVocab(model_dir, n_vocab=n_vocab).add_to_gguf(writer, quiet=True)
-    finally:
-        gguf_log.setLevel(level)
+    gguf.SpecialVocab(model_dir, n_vocab=n_vocab).add_to_gguf(writer, quiet=True)
 
     tensor_map = gguf.get_tensor_name_map(gguf.MODEL_ARCH.BERT, n_blocks)
     blob = (model_dir / "model.safetensors").read_bytes()

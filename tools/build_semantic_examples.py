@@ -4,8 +4,8 @@
 It is the hand-written `semantic_extra.jsonl` (indirect phrasings, out-of-domain `unknown`s) plus
 the project's tunable command sets (tests/data/commands.jsonl, commands_probe.jsonl). Held-out
 sets stay out so they keep measuring generalization, and no line of the frozen blind set ever
-becomes an example: a row whose text equals one of its lines (short commands such as the same
-two words recur across sets) is dropped, and only the count is printed.
+becomes an example: a row whose normalized text equals one of its lines' (short commands such as
+the same two words recur across sets) is dropped, and only the count is printed.
 
     python tools/build_semantic_examples.py             # the examples file
     python tools/build_semantic_examples.py --vectors   # also their embeddings (converts the encoder)
@@ -30,7 +30,11 @@ OUT = DATA / "semantic_examples.jsonl"
 
 
 def key(text: str) -> str:
-    return " ".join(text.lower().split())
+    """Lines compare after the transcript normalization ("um take me home please" == "take me home")."""
+    sys.path.insert(0, str(ROOT))
+    from edge_slm.intent.grammar import default_grammar
+
+    return default_grammar().normalizer.normalize(text) or " ".join(text.lower().split())
 
 
 def build_vectors() -> int:

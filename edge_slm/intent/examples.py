@@ -115,7 +115,8 @@ def parse_examples(lines: Iterable[str], origin: str) -> list[Example]:
                 "intent.semantic.examples_file",
                 f'{origin}:{line_no}: expected {{"text": str, "intent": one of {", ".join(INTENT_SLOTS)}}}',
             )
-        slots = row.get("slots") if isinstance(row.get("slots"), dict) else {}
+        raw_slots = row.get("slots")
+        slots: dict[str, object] = raw_slots if isinstance(raw_slots, dict) else {}
         text = " ".join(row["text"].split())[:MAX_EXAMPLE_CHARS]
         if text:
             out.append(Example(text, row["intent"], str(slots.get("category", "") or "")))

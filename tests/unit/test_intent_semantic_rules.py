@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from edge_slm.intent.grammar import default_grammar
@@ -195,3 +197,29 @@ def test_unmistakable_call_phrases(text: str, contact: str) -> None:
 )
 def test_reminders_are_events(text: str, reminder: bool) -> None:
     assert SLOTS.is_reminder(norm(text)) is reminder
+
+
+def test_examples_cover_every_intent_and_out_of_domain_speech() -> None:
+    from edge_slm.intent.examples import build_examples
+    from edge_slm.intent.schema import INTENT_SLOTS
+
+    examples = build_examples(GRAMMAR)
+    counts = {name: sum(ex.intent == name for ex in examples) for name in INTENT_SLOTS}
+    assert min(counts.values()) >= 50, counts
+    assert all(ex.category for ex in examples if ex.intent == "find_poi" and "gas station" in ex.text)
+
+
+def test_site_examples_file(tmp_path: Path) -> None:
+    from edge_slm.errors import ConfigError
+    from edge_slm.intent.examples import build_examples, site_examples
+
+    good = tmp_path / "site.jsonl"
+    good.write_text('{"text": "beam me to the depot", "intent": "navigate_to", "slots": {}}\n\n')
+    assert [ex.text for ex in site_examples(str(good))] == ["beam me to the depot"]
+    assert "beam me to the depot" in {ex.text for ex in build_examples(GRAMMAR, str(good))}
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "x", "intent": "launch_rocket"}\n')
+    with pytest.raises(ConfigError, match=r"bad\.jsonl:1"):
+        site_examples(str(bad))
+    with pytest.raises(ConfigError, match="cannot read"):
+        site_examples(str(tmp_path / "missing.jsonl"))

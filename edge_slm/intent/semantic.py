@@ -19,6 +19,7 @@ encoder's content hash, so a start-up embeds only sentences no cache has seen.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -58,6 +59,7 @@ class SemanticScore:
     unknown_score: float
     refused: str = ""  # why it abstained ("" when it answered)
     safety: bool = False  # refused by a safety gate: the command must stay unknown in every tier
+    per_intent: tuple[tuple[str, float], ...] = ()  # every intent's score, best first
 
 
 class SemanticTier:
@@ -170,7 +172,7 @@ class SemanticTier:
         ranked = sorted(per_intent.items(), key=lambda kv: kv[1], reverse=True)
         best, best_score = ranked[0]
         runner, runner_score = ranked[1] if len(ranked) > 1 else ("", -1.0)
-        return SemanticScore(best, best_score, runner, runner_score, unknown)
+        return SemanticScore(best, best_score, runner, runner_score, unknown, per_intent=tuple(ranked))
 
     def classify(self, text: str, normalized: str) -> Intent | None:
         """The tier's answer (`unknown` when a safety gate refused), or None to let the next tier decide."""
@@ -194,9 +196,20 @@ class SemanticTier:
         need = settings.action_threshold if intent in ACTION_INTENTS else settings.threshold
         reason = ""
         safety = False
+        cue = self.slots.cue(normalized)
+        cue_score = dict(scored.per_intent).get(cue, -1.0)
+        cue_need = settings.action_threshold if cue in ACTION_INTENTS else settings.threshold
+        if cue and cue != intent and cue in (scored.intent, scored.runner_up) and cue_score >= cue_need:
+            # the opening words settle a near tie ("call the office": call vs navigate)
+            scored = dataclasses.replace(
+                scored, intent=cue, score=cue_score, runner_up=intent, runner_up_score=scored.score
+            )
+            intent = cue
+            need = cue_need
         if scored.score < need:
             reason = f"below threshold ({scored.score:.3f} < {need:.2f})"
-        elif scored.score - max(scored.runner_up_score, scored.unknown_score) < settings.margin:
+        elif cue != intent and scored.score - max(scored.runner_up_score, scored.unknown_score) < settings.margin:
+            # (an unmistakable opening needs no margin over its neighbours; the safety gates still apply)
             other = scored.runner_up if scored.runner_up_score >= scored.unknown_score else UNKNOWN
             reason = f"no margin over {other}"
         else:

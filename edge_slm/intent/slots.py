@@ -76,11 +76,27 @@ _CONTACT_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
         r"\bgive (?P<c>.+?) a (ring|call|shout|buzz|bell|holler|phone call|quick call)\b",
         r"\b(get|put) (?P<c>.+?) on the (line|phone|speaker|speakerphone)\b",
         r"\b(put me through|patch me through|connect me|get me through|hook me up) (to|with) (?P<c>.+)",
+        r"\b(make|place|start|put through) a (phone |quick )?call (to|with) (?P<c>.+)",
         r"\b(talk|speak|chat) (to|with) (?P<c>.+)",
         r"\b(call up|phone up|ring up|hit up|call|phone|ring|dial|facetime|reach|contact|get hold of|get ahold of)"
         r" (?P<c>.+)",
         r"\b(?P<c>.+?) (needs|wants) a call\b",
     )
+)
+# Openings that say which action is asked for, whatever the encoder makes of the rest.
+_CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("call_contact", re.compile(r"^(call up|phone up|ring up|call|phone|ring|dial|facetime) \S")),
+    ("call_contact", re.compile(r"^(make|place|start) a (phone |quick )?call (to|with) \S")),
+    ("call_contact", re.compile(r"^(i want|i need|i would like) to (call|phone|ring|dial) \S")),
+    (
+        "navigate_to",
+        re.compile(
+            r"^(navigate|take me|take us|drive me|drive us|get me|get us|bring me|bring us)"
+            r" (over |back |down |up )?(to|too|two|home)\b"
+        ),
+    ),
+    ("navigate_to", re.compile(r"^(we are|i am) (going|heading|driving|headed) (over |back )?to \S")),
+    ("create_event", re.compile(r"^(remind (me|us)|set a reminder|schedule|(do not|dont) (let me )?forget)\b")),
 )
 _CALL_FIRST = re.compile(r"^(call up|phone up|ring up|call|phone|ring|dial|facetime) (?P<c>.+)")
 _REMINDER_FIRST = re.compile(
@@ -242,6 +258,8 @@ class SlotExtractor:
         """The category when the place is any one of a kind ("swing by a store", "go to the nearest
         pharmacy"): that is a search, not a destination. "" for a particular place."""
         words = self.place_span(normalized).split()
+        if len(words) > 1 and words[0] in ("the", "my", "our") and words[1] in ("nearest", "closest"):
+            words = words[1:]  # "the nearest pharmacy" is any pharmacy, the closest one
         if not words or words[0] not in _INDEFINITE:
             return ""
         rest = words[1:]
@@ -285,6 +303,14 @@ class SlotExtractor:
         return ""
 
     # -- event -----------------------------------------------------------------------------
+
+    @staticmethod
+    def cue(normalized: str) -> str:
+        """The intent an unmistakable opening asks for ("call ...", "take me to ..."), or ""."""
+        for intent, pattern in _CUES:
+            if pattern.match(normalized):
+                return intent
+        return ""
 
     @staticmethod
     def is_reminder(normalized: str) -> bool:

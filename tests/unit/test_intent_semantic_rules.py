@@ -223,3 +223,19 @@ def test_site_examples_file(tmp_path: Path) -> None:
         site_examples(str(bad))
     with pytest.raises(ConfigError, match="cannot read"):
         site_examples(str(tmp_path / "missing.jsonl"))
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [("swing by a store", "supermarket"), ("take me to the nearest pharmacy", "pharmacy"), ("take me to the mall", "")],
+)
+def test_any_place_of_a_kind_is_a_search(text: str, category: str) -> None:
+    assert SLOTS.generic_place(norm(text)) == category
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [("call the office", "call_contact"), ("take me to my sister's", "navigate_to"), ("what a call", "")],
+)
+def test_openings_that_name_the_action(text: str, intent: str) -> None:
+    assert SLOTS.cue(norm(text)) == intent

@@ -122,9 +122,24 @@ class VoiceSettings:
 
 
 @dataclass(frozen=True)
+class SemanticSettings:
+    """The semantic intent tier (between the grammar and the SLM): a sentence encoder scoring the
+    command against labelled examples; below `threshold` similarity or `margin` it abstains."""
+
+    enabled: bool = True
+    model: str = "all-minilm-l6-v2"  # a known encoder name or a GGUF path
+    threshold: float = 0.45  # cosine similarity the best intent must reach
+    margin: float = 0.05  # lead over the best other intent (and over the out-of-domain examples)
+    action_threshold: float = 0.5  # navigate/call/calendar need more: a wrong action costs more than unknown
+    examples_file: str = ""  # a site's own labelled examples, JSON lines {"text", "intent", "slots"}
+    n_threads: int = 1  # one thread: a 25 MB encoder gains little from two, and never spins against the SLM
+
+
+@dataclass(frozen=True)
 class IntentSettings:
     model_fallback: bool = True
     grammar_files: tuple[str, ...] = ()
+    semantic: SemanticSettings = field(default_factory=SemanticSettings)
 
 
 @dataclass(frozen=True)
@@ -380,6 +395,12 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("voice.confirm_actions", f"unknown kinds {unknown_kinds}; use call, navigate, calendar")
     if settings.model.n_threads < 0:
         raise ConfigError("model.n_threads", "must be 0 (auto) or more")
+    semantic = settings.intent.semantic
+    for name in ("threshold", "margin", "action_threshold"):
+        if not 0.0 <= getattr(semantic, name) <= 1.0:
+            raise ConfigError(f"intent.semantic.{name}", f"must be between 0 and 1, got {getattr(semantic, name)!r}")
+    if semantic.n_threads < 1:
+        raise ConfigError("intent.semantic.n_threads", "must be 1 or more")
     if settings.model.n_gpu_layers < -1:
         raise ConfigError("model.n_gpu_layers", "must be -1 (all), 0 or more")
     mqtt = settings.mqtt
@@ -517,11 +538,14 @@ def render_toml(settings: Settings) -> str:
             tables.append((key, value))
         else:
             lines.append(f"{key} = {_toml_value(value)}")
-    for name, table in tables:
+    for name, table in tables:  # the list grows while it is walked: nested tables ([intent.semantic]) come last
         lines.append("")
         lines.append(f"[{name}]")
         for key, value in table.items():
-            lines.append(f"{key} = {_toml_value(value)}")
+            if isinstance(value, dict):
+                tables.append((f"{name}.{key}", value))
+            else:
+                lines.append(f"{key} = {_toml_value(value)}")
     return "\n".join(lines) + "\n"
 
 
@@ -545,6 +569,7 @@ __all__ = [
     "MqttSettings",
     "OutboxSettings",
     "PoiSettings",
+    "SemanticSettings",
     "Settings",
     "VoiceSettings",
     "load_settings",

@@ -196,9 +196,9 @@ class Daemon:
             asyncio.create_task(self._publish_metrics_periodically(), name="metrics"),
             asyncio.create_task(self._save_learned_periodically(), name="save-learned"),
         ]
-        if self.engine is not None:
-            # Its own thread: a waiting driver's request is served before the warm-up's.
-            threading.Thread(target=self._warm_up, name="llm-warm-up", daemon=True).start()
+        # Its own thread: model prefixes and the sentence encoder load while alerts already flow, and a
+        # waiting driver's request is served before the warm-up's.
+        threading.Thread(target=self._warm_up, name="warm-up", daemon=True).start()
         self.started = True
         log.info("edge-slm running as node %r (profile %s)", self.settings.effective_node_id, self.settings.profile)
         return True

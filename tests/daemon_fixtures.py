@@ -30,6 +30,7 @@ def daemon_settings(port: int, state_dir: Path, **overrides: Any) -> Settings:
         },
         "model": {"enabled": False},
         "voice": {"enabled": False},
+        "intent": {"semantic": {"enabled": False}},  # like the SLM: tests that need the encoder turn it on
     }
     for key, value in overrides.items():
         if isinstance(value, Mapping):
@@ -86,7 +87,7 @@ def write_config(path: Path, port: int, state_dir: Path, extra: str = "") -> Pat
     path.write_text(
         f'node_id = "sub-node"\nstate_dir = "{state_dir}"\n'
         f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\nmetrics_interval_s = 1.0\nreconnect_max_s = 1.0\n'
-        "[model]\nenabled = false\n[voice]\nenabled = false\n" + extra
+        "[model]\nenabled = false\n[voice]\nenabled = false\n" + extra + "\n[intent.semantic]\nenabled = false\n"
     )
     return path
 

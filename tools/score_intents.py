@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Score the intent recognizer on labelled commands (JSON lines {"text", "intent", "slots"}).
 
-Reports, for each data file and each mode (grammar only, model only, combined):
-intent accuracy (overall and per intent), slot accuracy (all slots exact, over commands whose
-intent has slots), wrong actions (an action intent fired with the wrong intent or wrong slots)
-and latency p50/p95 per tier.
+Reports, for each data file and each mode (grammar only, semantic tier only, grammar+semantic,
+model only, all tiers): intent accuracy (overall and per intent), slot accuracy (all slots equal,
+over commands whose intent has slots; spoken numbers compare equal to digits, "two twenty one"
+== "221"), wrong actions (an action fired with the wrong intent or wrong slots), unsafe actions
+(an action fired for a command that asked for no such action) and latency p50/p95 per tier.
 
-    python tools/score_intents.py                                   # grammar only
+    python tools/score_intents.py                                   # grammar, semantic, grammar+semantic
+    python tools/score_intents.py --no-semantic                     # grammar only
     python tools/score_intents.py --model path/to/SmolLM2-135M-Instruct.Q4_1.gguf
     python tools/score_intents.py --model ... --data tests/data/commands_heldout.jsonl --errors
 """
@@ -29,19 +31,23 @@ sys.path.insert(0, str(ROOT))
 from edge_slm.config import IntentSettings, load_settings  # noqa: E402
 from edge_slm.events import Intent  # noqa: E402
 from edge_slm.intent.grammar import Grammar  # noqa: E402
+from edge_slm.intent.normalize import basic_words  # noqa: E402
+from edge_slm.intent.numbers import address_numbers, time_numbers  # noqa: E402
 from edge_slm.intent.recognizer import IntentRecognizer  # noqa: E402
 from edge_slm.intent.schema import ACTION_INTENTS, INTENT_SLOTS  # noqa: E402
+from edge_slm.intent.semantic import SemanticTier  # noqa: E402
 from edge_slm.llm.api import LlmEngine  # noqa: E402
 
 DEFAULT_DATA = [ROOT / "tests" / "data" / "commands.jsonl", ROOT / "tests" / "data" / "commands_heldout.jsonl"]
 
 
-def canon(value: str) -> str:
-    return " ".join(value.lower().split())
+def canon(value: str, slot: str = "") -> str:
+    words = basic_words(value)
+    return " ".join(time_numbers(words) if slot == "when" else address_numbers(words))
 
 
 def slots_equal(gold: dict[str, str], got: dict[str, str]) -> bool:
-    return all(canon(got.get(k, "")) == canon(v) for k, v in gold.items())
+    return all(canon(got.get(k, ""), k) == canon(v, k) for k, v in gold.items())
 
 
 @dataclass
@@ -51,6 +57,7 @@ class Score:
     slot_total: int = 0
     slot_correct: int = 0
     wrong_actions: int = 0
+    unsafe_actions: int = 0
     per_intent: dict[str, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
     latency_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     errors: list[str] = field(default_factory=list)
@@ -69,6 +76,8 @@ class Score:
             self.slot_total += 1
             if ok_intent and slots_equal(gold_slots, got.slots):
                 self.slot_correct += 1
+        if got.name in ACTION_INTENTS and not ok_intent:
+            self.unsafe_actions += 1
         if got.name in ACTION_INTENTS and not (ok_intent and slots_equal(gold_slots, got.slots)):
             self.wrong_actions += 1
             self.errors.append(
@@ -95,7 +104,7 @@ def report(name: str, score: Score, show_errors: bool) -> dict[str, Any]:
     print(f"\n== {name}: {score.total} commands")
     print(
         f"   intent {pct(score.correct, score.total)}   slots {pct(score.slot_correct, score.slot_total)}"
-        f"   wrong actions {score.wrong_actions}"
+        f"   wrong actions {score.wrong_actions}   unsafe actions {score.unsafe_actions}"
     )
     for intent in INTENT_SLOTS:
         ok, tot = score.per_intent.get(intent, [0, 0])
@@ -113,6 +122,7 @@ def report(name: str, score: Score, show_errors: bool) -> dict[str, Any]:
         "intent_accuracy": score.correct / score.total if score.total else None,
         "slot_accuracy": score.slot_correct / score.slot_total if score.slot_total else None,
         "wrong_actions": score.wrong_actions,
+        "unsafe_actions": score.unsafe_actions,
         "per_intent": {k: v[0] / v[1] for k, v in score.per_intent.items() if v[1]},
         "latency": latency,
     }
@@ -132,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="GGUF path for the model tier (SmolLM2, Gemma, ...)")
     parser.add_argument("--grammar-file", action="append", default=[], help="extra grammar file(s)")
     parser.add_argument("--errors", action="store_true", help="list every miss")
+    parser.add_argument("--no-semantic", action="store_true", help="leave the semantic tier out")
+    parser.add_argument("--encoder", default="", help="sentence encoder GGUF path or known name (default: config)")
+    parser.add_argument("--examples-file", default="", help="a site examples file for the semantic tier")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
@@ -139,6 +152,21 @@ def main(argv: list[str] | None = None) -> int:
     grammar = Grammar.load(args.grammar_file)
     engine: LlmEngine | None = None
     modes = ["grammar"]
+    semantic: SemanticTier | None = None
+    if not args.no_semantic:
+        from edge_slm.intent.semantic import build_semantic_tier
+
+        overrides: dict[str, Any] = {"intent": {"semantic": {"examples_file": args.examples_file}}}
+        if args.encoder:
+            overrides["intent"]["semantic"]["model"] = args.encoder
+        semantic = build_semantic_tier(load_settings(cli_overrides=overrides, environ={}), grammar)
+        assert semantic is not None
+        started = time.perf_counter()
+        if not semantic.warm_up():
+            print(f"semantic tier unavailable: {semantic.failed}", file=sys.stderr)
+            return 3
+        print(f"semantic tier ready in {time.perf_counter() - started:.2f} s ({semantic.example_count} examples)")
+        modes += ["semantic", "grammar+semantic"]
     if args.model:
         from edge_slm.llm.loader import load_engine
 
@@ -146,10 +174,14 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         engine = load_engine(settings)
         print(f"model {engine.model_name} loaded in {time.perf_counter() - started:.1f} s")
-        modes = ["grammar", "model", "combined"]
+        modes += ["model", "combined"]
     intent_settings = IntentSettings(grammar_files=tuple(args.grammar_file))
     grammar_only = IntentRecognizer(IntentSettings(model_fallback=False), None, grammar=grammar)
+    with_semantic = IntentRecognizer(IntentSettings(model_fallback=False), None, grammar=grammar)
+    with_semantic.attach_semantic(semantic)
     combined = IntentRecognizer(intent_settings, engine, grammar=grammar) if engine is not None else None
+    if combined is not None:
+        combined.attach_semantic(semantic)
     if combined is not None and combined.model_tier is not None:
         combined.model_tier.warm_up()
 
@@ -164,6 +196,12 @@ def main(argv: list[str] | None = None) -> int:
                     started = time.perf_counter()
                     if mode == "grammar":
                         got = grammar_only.recognize(text)
+                    elif mode == "semantic":
+                        assert semantic is not None
+                        normalized = grammar.normalizer.normalize(text[:1000])
+                        got = semantic.classify(text, normalized) or Intent(text, "unknown", {}, "semantic", 0.0)
+                    elif mode == "grammar+semantic":
+                        got = with_semantic.recognize(text)
                     elif mode == "model":
                         assert combined is not None and combined.model_tier is not None
                         got = combined.model_tier.classify(text, grammar.normalizer.normalize(text))
@@ -175,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if engine is not None:
             engine.close()
+        if semantic is not None:
+            semantic.close()
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

@@ -16,6 +16,7 @@ from typing import IO, Any
 from edge_slm.commands.common import add_config_flags, configure_logging, load_cli_settings
 from edge_slm.config import Settings
 from edge_slm.errors import EXIT_OK, EXIT_USAGE, EdgeSlmError
+from edge_slm.events import Intent
 from edge_slm.intent.recognizer import IntentRecognizer
 from edge_slm.llm.api import LlmEngine
 from edge_slm.llm.lazy import LazyEngine
@@ -27,13 +28,15 @@ def register(sub: Any) -> None:
     parser = sub.add_parser("intent", help="print the intent of TEXT as JSON (or of JSON lines on stdin with --batch)")
     add_config_flags(parser)
     parser.add_argument("--batch", action="store_true", help='read JSON lines {"text": ...} on stdin')
-    parser.add_argument("--no-model", action="store_true", help="grammar tier only")
+    parser.add_argument("--no-model", action="store_true", help="grammar tier only (no SLM, no sentence encoder)")
     parser.add_argument("text", nargs="*", help="the command text")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    overrides: dict[str, object] = {"model": {"enabled": False}} if args.no_model else {}
+    overrides: dict[str, object] = {}
+    if args.no_model:  # grammar tier only: neither the SLM nor the sentence encoder
+        overrides = {"model": {"enabled": False}, "intent": {"semantic": {"enabled": False}}}
     settings = load_cli_settings(args, **overrides)
     # stdout is JSON for another program: only warnings on stderr unless debugging is asked for
     configure_logging(args.log_level or ("debug" if settings.log_level == "debug" else "warning"))
@@ -92,9 +95,12 @@ def run_intent_cli(
     if settings.intent.model_fallback and settings.model.enabled:
         engine = LazyEngine(engine_loader or _default_loader(settings), settings.model.name or "model")
     recognizer = IntentRecognizer(settings.intent, engine, deadline_s=settings.model.voice_deadline_s)
+    from edge_slm.intent.semantic import build_semantic_tier
+
+    recognizer.attach_semantic(build_semantic_tier(settings, recognizer.grammar))
     try:
         if text is not None:
-            _emit(stdout, recognizer.recognize(text).to_payload())
+            _emit(stdout, intent_payload(recognizer.recognize(text)))
             return EXIT_OK
         for line_no, line in enumerate(stdin, start=1):
             stdout.write(_batch_line(recognizer, line, line_no) + "\n")
@@ -103,6 +109,13 @@ def run_intent_cli(
     finally:
         if engine is not None:
             engine.close()
+        if recognizer.semantic is not None:
+            recognizer.semantic.close()
+
+
+def intent_payload(intent: Intent) -> dict[str, Any]:
+    """CONTRACT §1 object plus the tier's `confidence` (1.0 for a grammar match)."""
+    return {**intent.to_payload(), "confidence": round(float(intent.confidence), 3)}
 
 
 def _batch_line(recognizer: IntentRecognizer, line: str, line_no: int) -> str:
@@ -124,4 +137,4 @@ def _batch_line(recognizer: IntentRecognizer, line: str, line_no: int) -> str:
         log.exception("intent recognition failed on line %d", line_no)
         return _error_line(line_no, f"recognition failed: {err.__class__.__name__}")
     log.debug("line %d recognized in %.1f ms", line_no, (time.perf_counter() - started) * 1000)
-    return json.dumps(intent.to_payload(), ensure_ascii=False)
+    return json.dumps(intent_payload(intent), ensure_ascii=False)

@@ -111,6 +111,9 @@ class VoiceFlow:
         """Start-up, blocking: the intent grammar and the POI file."""
         settings = self._settings
         self.recognizer = IntentRecognizer(settings.intent, engine, deadline_s=settings.model.voice_deadline_s)
+        from edge_slm.intent.semantic import build_semantic_tier  # its encoder loads in warm_up
+
+        self.recognizer.attach_semantic(build_semantic_tier(settings, self.recognizer.grammar))
         vehicle = settings.voice.vehicle_device or None
         resolved, latest = self._recently_resolved, self._latest_readings
         self.responder = build_responder(
@@ -125,8 +128,13 @@ class VoiceFlow:
             self.components["poi"] = ComponentStatus(Health.UNUSABLE, settings.poi.file)
 
     def warm_up(self) -> None:
-        """Blocking: the model tier's prompt prefix, last, so a waiting driver's prefix stays hot."""
-        if self.recognizer is not None and self.recognizer.model_tier is not None:
+        """Blocking: the sentence encoder first (a few ms per command once loaded), then the model
+        tier's prompt prefix, last, so a waiting driver's prefix stays hot."""
+        if self.recognizer is None:
+            return
+        if self.recognizer.semantic is not None:
+            self.recognizer.semantic.warm_up()
+        if self.recognizer.model_tier is not None:
             self.recognizer.model_tier.warm_up()
 
     def start(self) -> None:
@@ -142,6 +150,8 @@ class VoiceFlow:
         if self._listener is not None:
             self._listener.stop()
         self.assistant.close()
+        if self.recognizer is not None and self.recognizer.semantic is not None:
+            self.recognizer.semantic.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -259,6 +259,11 @@ class Grammar:
 
     # ---- use ------------------------------------------------------------------------------
 
+    @property
+    def sentences(self) -> list[tuple[str, Seq]]:
+        """(intent, parsed template) for every template, in file order (the semantic tier samples them)."""
+        return list(self._sentences)
+
     def is_hostile(self, normalized: str) -> bool:
         """True when the text looks like an attempt to instruct the assistant (prompt injection)."""
         return any(p.search(normalized) for p in self._guard)

@@ -1,4 +1,4 @@
-"""`IntentRecognizer`: grammar first, the model second, `unknown` when neither is sure."""
+"""`IntentRecognizer`: grammar first, the semantic tier second, the model third, `unknown` when none is sure."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from edge_slm.llm.api import LlmEngine
 
 if TYPE_CHECKING:
     from edge_slm.config import IntentSettings
+    from edge_slm.intent.semantic import SemanticTier
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,11 @@ class IntentRecognizer:
         self.model_tier: ModelTier | None = None
         if engine is not None and intent_settings.model_fallback:
             self.model_tier = ModelTier(engine, self.grammar, deadline_s=deadline_s)
+        self.semantic: SemanticTier | None = None
+
+    def attach_semantic(self, tier: SemanticTier | None) -> None:
+        """Put the semantic tier between the grammar and the model (`semantic.build_semantic_tier`)."""
+        self.semantic = tier
 
     def recognize(self, text: str) -> Intent:
         """Every tier in turn; blocks while the model runs."""
@@ -84,6 +90,11 @@ class IntentRecognizer:
         match = self.grammar.match_normalized(normalized)
         if match is not None:
             return Intent(text=text, name=match.intent, slots=restore_spelling(text, match.slots), source="grammar")
+        # semantic tier: None = abstained; unknown = a safety gate said no, and the model may not overrule it
+        if self.semantic is not None:
+            semantic = self.semantic.classify(text, normalized)
+            if semantic is not None:
+                return dataclasses.replace(semantic, slots=restore_spelling(text, semantic.slots))
         if self.model_tier is None:
             return Intent(text=text, name=IntentName.UNKNOWN.value, slots={}, source="grammar", confidence=0.0)
         return None

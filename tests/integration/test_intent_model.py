@@ -105,7 +105,13 @@ def test_cli_batch_with_real_model(tmp_path: Path) -> None:
     assert run_intent_cli(smol_settings(tmp_path), None, True, stdin, out) == 0
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert len(lines) == 4
-    assert lines[0] == {"text": "call mom", "intent": "call_contact", "slots": {"contact": "mom"}, "source": "grammar"}
+    assert lines[0] == {
+        "text": "call mom",
+        "intent": "call_contact",
+        "slots": {"contact": "mom"},
+        "source": "grammar",
+        "confidence": 1.0,
+    }
     assert lines[1]["line"] == 2 and "error" in lines[1]
     # the model answers, or (on a loaded machine) misses its deadline and the grammar's "no match" stands
     assert lines[2]["intent"] in ("navigate_to", "unknown") and lines[2]["source"] in ("model", "grammar")

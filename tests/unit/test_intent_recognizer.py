@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from edge_slm.commands.intent import run_intent_cli
-from edge_slm.config import IntentSettings, Settings
+from edge_slm.config import IntentSettings, SemanticSettings, Settings
 from edge_slm.errors import ModelError, ModelTimeout
 from edge_slm.intent.grammar import default_grammar
 from edge_slm.intent.model_tier import ModelTier
@@ -127,7 +127,9 @@ def test_empty_text() -> None:
 
 def run(text: str | None, batch: bool, stdin: str = "", loader: Any = None) -> tuple[int, list[dict[str, Any]]]:
     out = io.StringIO()
-    code = run_intent_cli(Settings(), text, batch, io.StringIO(stdin), out, engine_loader=loader,
+    # the semantic tier has its own tests (test_intent_semantic*); here the grammar and the model tier answer
+    settings = Settings(intent=IntentSettings(semantic=SemanticSettings(enabled=False)))
+    code = run_intent_cli(settings, text, batch, io.StringIO(stdin), out, engine_loader=loader,
                           stderr=io.StringIO())  # fmt: skip
     return code, [json.loads(line) for line in out.getvalue().splitlines()]
 
@@ -139,7 +141,7 @@ def test_cli_single_text_needs_no_model() -> None:
     code, lines = run("take me home", False, loader=loader)
     assert code == 0
     assert lines == [{"text": "take me home", "intent": "navigate_to", "slots": {"destination": "home"},
-                      "source": "grammar"}]  # fmt: skip
+                      "source": "grammar", "confidence": 1.0}]  # fmt: skip
 
 
 def test_cli_batch_loads_model_once_and_survives_bad_lines() -> None:

@@ -197,3 +197,28 @@ def test_registry_covers_profile_models() -> None:
         name = tomllib.loads(toml.read_text()).get("model", {}).get("name")
         if name:
             assert name in models.KNOWN_MODELS, f"{toml.name} names unknown model {name}"
+
+
+def test_encoder_without_its_wheel_is_pulled_from_the_hub(
+    server: tuple[str, type[_Handler]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The `convert` source (the sentence encoder): built from its wheel when installed, else the hub file."""
+    from edge_slm.llm import bert_gguf
+
+    base, handler = server
+    monkeypatch.setenv(models.HUB_URL_ENV, base)
+    real = models.KNOWN_MODELS[models.ENCODER_NAME]
+    entry = KnownModel(real.name, "model.gguf", "convert", None, None, 1, "test", real.package, real.module, "org/enc")
+    monkeypatch.setitem(models.KNOWN_MODELS, entry.name, entry)
+
+    def no_wheel(*_args: object, **_kw: object) -> Path:
+        raise ModelError("sentence encoder all-minilm-l6-v2 is not installed")
+
+    monkeypatch.setattr(bert_gguf, "minilm_wheel_zip", no_wheel)
+    monkeypatch.setattr(bert_gguf, "convert_minilm_wheel", no_wheel)
+    handler.files["main"] = json.dumps([{"path": "model.gguf", "lfs": {"oid": SHA}}]).encode()  # the hub's sha
+    path = pull(entry.name, tmp_path, progress=False)
+    assert path.read_bytes() == PAYLOAD and handler.log[-1][0] == "/org/enc/resolve/main/model.gguf"
+    assert models.recorded_sha256(path) == SHA
+    with pytest.raises(ModelError, match="not installed"):  # resolving (the daemon) never downloads
+        resolve_model(ModelSettings(name=entry.name, path=""), tmp_path / "empty-cache")

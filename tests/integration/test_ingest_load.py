@@ -251,3 +251,32 @@ def test_mqtt_3_1_1_keeps_flowing_through_the_brokers_small_in_flight_window(tmp
         pub.loop_stop()
         rec.close()
         broker.stop()
+
+
+def test_what_the_broker_drops_for_a_slow_daemon_is_counted_and_logged(tmp_path: Path, caplog: Any) -> None:
+    """A tiny inbox and broker queue force loss: every message is handled or counted as lost."""
+    broker = start_broker(tmp_path / "broker", free_port(), extra_conf="max_queued_messages 20\nsys_interval 1")
+    pub = publisher(broker.port)
+    try:
+        settings = daemon_settings(broker.port, tmp_path / "state", mqtt={"inbound_queue_size": 10})
+        with caplog.at_level("WARNING", logger="edge_slm.bus.mqtt"), InProcessDaemon(settings) as running:
+            time.sleep(1.5)  # the broker's first $SYS report: the baseline
+            infos = [pub.publish(*normal(i, 50), qos=1) for i in range(3000)]
+            infos[-1].wait_for_publish(30)
+            daemon = running.daemon
+
+            def accounted() -> bool:
+                ingest = daemon.bus.metrics()
+                return daemon.telemetry.counters.messages + ingest["inbox_dropped"] + ingest["broker_dropped"] >= 3000
+
+            deadline = time.monotonic() + 30
+            while not accounted() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert accounted(), daemon.bus.metrics()  # nothing lost without a count
+            ingest = daemon.bus.metrics()
+        print(f"slow daemon: handled {daemon.telemetry.counters.messages}/3000, ingest {ingest}")
+        assert ingest["broker_dropped"] > 0
+        assert any("the broker dropped" in r.getMessage() for r in caplog.records)
+    finally:
+        pub.loop_stop()
+        broker.stop()

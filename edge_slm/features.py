@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from edge_slm.config import Settings
+from edge_slm.detect.knowledge import load_knowledge
 from edge_slm.errors import DecodeError
 from edge_slm.events import Alert, Reply, Transcript
 from edge_slm.intent.answer import answer, build_responder
@@ -37,6 +38,7 @@ class Features:
             engine if settings.model.explain_alerts else None,
             deadline_s=settings.model.explain_deadline_s,
             max_tokens=settings.model.explain_max_tokens,
+            knowledge=load_knowledge(settings.detect.packs),  # built-in fault knowledge + site packs' [[causes]]
         )
         self.recognizer = IntentRecognizer(settings.intent, engine, deadline_s=settings.model.voice_deadline_s)
         self.nav = NavStateStore()
@@ -112,12 +114,13 @@ class Features:
             self._listener.open_listen_window()
 
     def metrics(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
+        out: dict[str, Any] = {"explanations": dict(self.explainer.counters)}
         if self._listener is not None:
             out["voice"] = dict(self._listener.counters())
         return out
 
     def close(self) -> None:
+        self.explainer.close()  # explanations still waiting for the model go out with the knowledge text
         if self.engine is not None:
             self.engine.close()
 

@@ -227,7 +227,8 @@ class Daemon:
         )
         if alert.state is AlertState.FIRING:
             history = self.detector.history(alert.device, alert.signal)
-            future = self.features.explainer.explain(alert, history)
+            device_history = self.detector.device_history(alert.device)  # the diagnosis reads every signal
+            future = self.features.explainer.explain(alert, history, device_history)
             future.add_done_callback(functools.partial(self._explanation_done, alert))
 
     def _explanation_done(self, alert: Alert, future: concurrent.futures.Future[Explanation]) -> None:

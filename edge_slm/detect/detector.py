@@ -62,6 +62,10 @@ class Detector:
         state = self._series.get((device, signal))
         return list(state.history) if state else []
 
+    def device_history(self, device: str) -> dict[str, list[tuple[float, float]]]:
+        """The recent history of every signal of one device (for diagnosing its alerts)."""
+        return {signal: list(state.history) for (dev, signal), state in self._series.items() if dev == device}
+
     def restore_firing(self, alert: Alert) -> None:
         """After a restart: the rule that raised a persisted firing alert starts out firing,
         so it resolves (instead of firing again) when the signal is back to normal."""

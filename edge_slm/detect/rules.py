@@ -147,8 +147,9 @@ def _load_pack_data(text: str, where: str) -> list[dict[str, Any]]:
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(where, f"rule pack is not valid TOML: {err}") from err
     rules = doc.get("rules", [])
-    if set(doc) - {"rules"}:
-        raise ConfigError(f"{where}.{sorted(set(doc) - {'rules'})[0]}", "unknown key in rule pack (expected [[rules]])")
+    known = {"rules", "causes", "signals"}  # [[causes]] / [[signals]]: fault knowledge, read by detect/knowledge.py
+    if set(doc) - known:
+        raise ConfigError(f"{where}.{sorted(set(doc) - known)[0]}", "unknown key in rule pack (expected [[rules]])")
     if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
         raise ConfigError(f"{where}.rules", "must be an array of tables ([[rules]])")
     return rules

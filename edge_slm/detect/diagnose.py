@@ -24,7 +24,7 @@ from edge_slm.detect.knowledge import Cause, Condition, Knowledge
 from edge_slm.events import Alert
 
 MAX_WINDOW_S = 900.0
-STEP_MAX_S = 10.0  # a move made within this many seconds is a step
+STEP_MAX_S = 3.0  # a move made within this many seconds (or two sample intervals) is a step
 Points = Sequence[tuple[float, float]]
 
 
@@ -170,19 +170,19 @@ def fault_shape(points: Points, start: float, toward: float) -> Shape:
     move_s = pts[i_b][0] - pts[i_a][0]
     rate = (values[i_b] - values[i_a]) / move_s * 60.0 if move_s > 0 else 0.0
     if not kind:
-        kind = "step" if move_s <= STEP_MAX_S or i_b - i_a <= 1 else "ramp"
+        kind = "step" if move_s <= STEP_MAX_S or i_b - i_a <= 2 else "ramp"
     return Shape(kind, rate, move_s, max(1, len(episodes)), start, extreme)
 
 
 def shape_text(shape: Shape, label: str, unit: str, stats: SeriesStats, window_s: float) -> str:
     up = shape.extreme >= shape.start
-    name = label[:1].upper() + label[1:]
+    name = label
     if shape.kind == "step":
         verb = "jumped" if up else "dropped"
         return f"{name} {verb} from {_with_unit(shape.start, unit)} to {_with_unit(shape.extreme, unit)} within {fmt_duration(max(shape.move_s, 1.0))}"
     if shape.kind == "ramp":
         verb = "climbed" if up else "fell"
-        return f"{name} {verb} steadily from {_with_unit(shape.start, unit)} to {_with_unit(shape.extreme, unit)} over {fmt_duration(shape.move_s)}"
+        return f"{name} {verb} from {_with_unit(shape.start, unit)} to {_with_unit(shape.extreme, unit)} over {fmt_duration(shape.move_s)}"
     if shape.kind == "oscillation":
         return f"{name} swung between {_with_unit(stats.low, unit)} and {_with_unit(stats.high, unit)} {shape.episodes} times in {fmt_duration(window_s)}"
     return f"{name} reached {_with_unit(shape.extreme, unit)} in {shape.episodes} separate episodes over {fmt_duration(window_s)}, recovering in between"
@@ -344,14 +344,17 @@ def diagnose(alert: Alert, history: Mapping[str, Points], knowledge: Knowledge) 
         return co_movement(alert, history, knowledge, ctx) if ctx is not None else None
     ranked: list[RankedCause] = []
     for cause in causes:
-        score, texts = cause.prior, []
+        score, texts, said = cause.prior, [], set()
         if ctx is not None:
             for cond in cause.evidence:
                 holds, text = evaluate(cond, ctx)
                 if holds:
                     score += cond.weight
-                    if cond.weight > 0 and text and text not in texts:
+                    # One sentence per signal: a second fact about the same signal adds score, not words.
+                    about = f"{cond.signal}:{cond.others}"
+                    if cond.weight > 0 and text and about not in said:
                         texts.append(text)
+                        said.add(about)
         ranked.append(_ranked(cause, score, texts))
     ranked.sort(key=lambda r: -r.score)  # stable: pack order breaks ties
     top = ranked[0]

@@ -156,10 +156,11 @@ def knowledge_explanation(alert: Alert, diagnosis: Diagnosis | None) -> Explanat
         return template_explanation(alert)
     summary = _sentence(alert.summary)
     if diagnosis.duration_s >= 1.0:
-        summary += f" It has been beyond the limit for {fmt_duration(diagnosis.duration_s)}."
+        where = "outside its learned normal range" if diagnosis.basis == "signals" else "beyond the limit"
+        summary += f" It has been {where} for {fmt_duration(diagnosis.duration_s)}."
     top = diagnosis.top
     if top.evidence:
-        cause = f"Likely {top.name}: {'; '.join(top.evidence[:2])}."
+        cause = f"Likely {top.name}: {join_evidence(top.evidence[:2])}."
     elif diagnosis.basis == "knowledge":
         cause = (
             f"Likely {top.name}, the most common cause of this alert; no other signal of the device points elsewhere."
@@ -178,6 +179,17 @@ def knowledge_explanation(alert: Alert, diagnosis: Diagnosis | None) -> Explanat
         alternative=diagnosis.runner_up.name if diagnosis.runner_up else "",
         basis=diagnosis.basis,
     )
+
+
+def join_evidence(items: Sequence[str]) -> str:
+    """Evidence for one sentence: the shared window ("over the same 2 min") is said once."""
+    out: list[str] = []
+    for item in items:
+        window = re.search(r" over the same [0-9.]+ (?:s|min)", item)
+        if window and out and window.group(0) in out[0]:
+            item = item.replace(window.group(0), "")
+        out.append(item)
+    return "; ".join(out)
 
 
 # -- facts for the model ------------------------------------------------------------------------
@@ -234,17 +246,25 @@ def mentions_value(text: str, value: float) -> bool:
 _WORDS = re.compile(r"[a-z0-9°%/.-]+")
 
 
-def repeats_itself(text: str) -> bool:
-    """A sentence said twice, a 4-word run said twice, or one word three times in a row."""
-    sentences = [re.sub(r"\W+", " ", s).strip().lower() for s in re.split(r"[.!?;]", text)]
+def repeats_itself(*fields: str) -> bool:
+    """A sentence said twice (anywhere), or within one field: a 5-word run said twice, a 2-4 word
+    run said three times, or one word three times in a row."""
+    sentences = [re.sub(r"\W+", " ", s).strip().lower() for f in fields for s in re.split(r"[.!?;]", f)]
     sentences = [s for s in sentences if len(s.split()) >= 3]
     if len(sentences) != len(set(sentences)):
         return True
-    words = _WORDS.findall(text.lower())
-    if any(a == b == c for a, b, c in zip(words, words[1:], words[2:], strict=False)):
-        return True
-    grams = [tuple(words[i : i + 4]) for i in range(len(words) - 3)]
-    return len(grams) != len(set(grams))
+    for text in fields:
+        words = _WORDS.findall(text.lower())
+        if any(a == b == c for a, b, c in zip(words, words[1:], words[2:], strict=False)):
+            return True
+        fives = [tuple(words[i : i + 5]) for i in range(len(words) - 4)]
+        if len(fives) != len(set(fives)):
+            return True
+        for n in (2, 3, 4):
+            counts = Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
+            if counts and max(counts.values()) >= 3:
+                return True
+    return False
 
 
 def cut_off(text: str, limit: int = MAX_FIELD_CHARS) -> bool:
@@ -278,7 +298,7 @@ def gate(fields: Mapping[str, Any], reference: Explanation, diagnosis: Diagnosis
         return "missing_field"
     summary, cause, action = (str(fields[k]).strip() for k in FIELDS)
     text = f"{summary} {cause} {action}"
-    if repeats_itself(text):
+    if repeats_itself(summary, cause, action):
         return "repetition"
     if any(cut_off(v) for v in (summary, cause, action)):
         return "cut_off"

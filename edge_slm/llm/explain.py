@@ -104,8 +104,8 @@ def sanitize_id(text: str, limit: int = 80) -> str:
 def sanitize_text(text: str, limit: int = 400) -> str:
     """Free text from packs: no control characters or code fences, bounded length (cut at a word)."""
     cleaned = re.sub(r"\s+", " ", _CONTROL.sub(" ", text)).strip()
-    if len(cleaned) <= limit:
-        return cleaned
+    if len(cleaned) <= limit or cleaned[limit] == " ":
+        return cleaned[:limit]
     return cleaned[:limit].rsplit(" ", 1)[0]
 
 
@@ -243,7 +243,7 @@ def mentions_value(text: str, value: float) -> bool:
     return any(math.isclose(abs(round(value, d)), n, abs_tol=1e-9) for d in range(4) for n in written)
 
 
-_WORDS = re.compile(r"[a-z0-9°%/.-]+")
+_WORDS = re.compile(r"[a-z0-9°%/]+(?:[.'-][a-z0-9°%/]+)*")
 
 
 def repeats_itself(*fields: str) -> bool:
@@ -302,7 +302,7 @@ def gate(fields: Mapping[str, Any], reference: Explanation, diagnosis: Diagnosis
         return "repetition"
     if any(cut_off(v) for v in (summary, cause, action)):
         return "cut_off"
-    facts = f"{reference.summary} {reference.cause} {reference.action} {_fmt(alert.value)}"
+    facts = f"{alert.device} {reference.summary} {reference.cause} {reference.action} {_fmt(alert.value)}"
     if invented_numbers(text, facts):
         return "invented_number"
     if not mentions_value(summary, alert.value) or dropped_numbers(cause, reference.cause):

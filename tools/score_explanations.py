@@ -507,9 +507,7 @@ def score(s: Scenario, alert: Alert | None, e: Explanation | None, knowledge: Kn
     out.actionable = len(words) >= 8 and words[0].lower() in IMPERATIVES
     fields = [e.summary, e.cause, e.action]
     out.clean = (
-        all(f.strip() for f in fields)
-        and not repeats_itself(*fields)
-        and not any(cut_off(f, 10_000) for f in fields)
+        all(f.strip() for f in fields) and not repeats_itself(*fields) and not any(cut_off(f, 10_000) for f in fields)
     )
     return out
 
@@ -523,13 +521,16 @@ def load_engine(model: str, threads: int) -> Any:
     return load(settings)
 
 
-def run_scores(engine: Any, deadline_s: float, verbose: bool) -> list[Score]:
+def run_scores(engine: Any, deadline_s: float, verbose: bool, only: str = "", max_tokens: int = 160) -> list[Score]:
     knowledge = load_knowledge()
-    explainer = AlertExplainer(engine, deadline_s=deadline_s, knowledge=knowledge)
+    explainer = AlertExplainer(engine, deadline_s=deadline_s, knowledge=knowledge, max_tokens=max_tokens)
     if engine is not None:
         explainer.warm()
     scores = []
     for s in SCENARIOS:
+        if only and not any(part in s.name for part in only.split(",")):
+            continue
+        t0 = time.monotonic()
         alert, history, _seen = first_alert(s)
         explanation = None
         if alert is not None:
@@ -539,11 +540,11 @@ def run_scores(engine: Any, deadline_s: float, verbose: bool) -> list[Score]:
         result = score(s, alert, explanation, knowledge)
         scores.append(result)
         if verbose and explanation is not None:
-            print(f"\n[{s.name}] {alert.rule if alert else '-'} by {explanation.explained_by}")
+            took = time.monotonic() - t0
+            print(f"\n[{s.name}] {alert.rule if alert else '-'} by {explanation.explained_by} in {took:.1f} s")
             print(f"  summary: {explanation.summary}\n  cause:   {explanation.cause}\n  action:  {explanation.action}")
-            print(
-                f"  evidence: {list(explanation.evidence)}  confidence {explanation.confidence}  alt {explanation.alternative!r}"
-            )
+            print(f"  evidence: {list(explanation.evidence)}")
+            print(f"  confidence {explanation.confidence}, runner-up {explanation.alternative!r}")
     explainer.close()
     print_table(scores, explainer.counters)
     return scores
@@ -616,9 +617,8 @@ def run_latency(engine: Any, deadline_s: float, single_runs: int, storm: int) ->
         # done times are observed in submission order; the true completion time is at most this
         explainer.close()
         print(f"\n{label}:")
-        print(
-            f"  one alert x{single_runs}: p50 {statistics.median(one):.2f} s, p95 {pct(one, 95):.2f} s, by model {by_model}/{single_runs}"
-        )
+        p50, p95 = statistics.median(one), pct(one, 95)
+        print(f"  one alert x{single_runs}: p50 {p50:.2f} s, p95 {p95:.2f} s, by model {by_model}/{single_runs}")
         print(
             f"  {storm} at once: all explained within {max(done):.2f} s; p50 {statistics.median(done):.2f} s, "
             f"p95 {pct(done, 95):.2f} s; by model {storm_model}/{storm}; outcomes {dict(explainer.counters)}"
@@ -633,14 +633,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--latency", action="store_true", help="measure latency instead of scoring")
     parser.add_argument("--runs", type=int, default=20, help="single-alert latency runs")
     parser.add_argument("--storm", type=int, default=50, help="alerts at once")
+    parser.add_argument("--only", default="", help="only scenarios whose name contains one of these (comma-separated)")
+    parser.add_argument(
+        "--max-tokens", type=int, default=160, help="model output cap (config model.explain_max_tokens)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="print every explanation")
     args = parser.parse_args(argv)
+    if args.verbose:  # the gate's verdict on each model text
+        import logging
+
+        logging.basicConfig(level=logging.WARNING, format="  %(message)s")
+        logging.getLogger("edge_slm.llm.explain").setLevel(logging.DEBUG)
     engine = load_engine(args.model, args.threads) if args.model else None
     try:
         if args.latency:
             run_latency(engine, args.deadline, args.runs, args.storm)
         else:
-            run_scores(engine, args.deadline, args.verbose)
+            run_scores(engine, args.deadline, args.verbose, args.only, args.max_tokens)
     finally:
         if engine is not None:
             engine.close()

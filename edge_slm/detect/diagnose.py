@@ -15,6 +15,7 @@ other signal shares points at the sensor.
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from collections.abc import Mapping, Sequence
@@ -93,10 +94,7 @@ def fmt_number(value: float) -> str:
         return "0"
     if abs(value) >= 100:
         return f"{value:.0f}"
-    if abs(value) >= 10:
-        text = f"{value:.1f}"
-    else:
-        text = f"{value:.2f}" if abs(value) < 1 else f"{value:.1f}"
+    text = f"{value:.2f}" if abs(value) < 1 else f"{value:.1f}"
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
@@ -160,7 +158,7 @@ def fault_shape(points: Points, start: float, toward: float) -> Shape:
     ended = episodes[:-1] if inside else episodes
     kind = ""
     if len(episodes) >= 2 and ended:
-        gaps = [b[0] - a[1] for a, b in zip(episodes, episodes[1:], strict=False)]
+        gaps = [b[0] - a[1] for a, b in itertools.pairwise(episodes)]
         lengths = [e[1] - e[0] for e in ended]
         regular = statistics.median(lengths) >= 0.5 * statistics.median(gaps)
         kind = "oscillation" if len(episodes) >= 3 and regular else "intermittent"
@@ -176,16 +174,17 @@ def fault_shape(points: Points, start: float, toward: float) -> Shape:
 
 def shape_text(shape: Shape, label: str, unit: str, stats: SeriesStats, window_s: float) -> str:
     up = shape.extreme >= shape.start
-    name = label
+    start, extreme, window = _with_unit(shape.start, unit), _with_unit(shape.extreme, unit), fmt_duration(window_s)
     if shape.kind == "step":
         verb = "jumped" if up else "dropped"
-        return f"{name} {verb} from {_with_unit(shape.start, unit)} to {_with_unit(shape.extreme, unit)} within {fmt_duration(max(shape.move_s, 1.0))}"
+        return f"{label} {verb} from {start} to {extreme} within {fmt_duration(max(shape.move_s, 1.0))}"
     if shape.kind == "ramp":
         verb = "climbed" if up else "fell"
-        return f"{name} {verb} from {_with_unit(shape.start, unit)} to {_with_unit(shape.extreme, unit)} over {fmt_duration(shape.move_s)}"
+        return f"{label} {verb} from {start} to {extreme} over {fmt_duration(shape.move_s)}"
     if shape.kind == "oscillation":
-        return f"{name} swung between {_with_unit(stats.low, unit)} and {_with_unit(stats.high, unit)} {shape.episodes} times in {fmt_duration(window_s)}"
-    return f"{name} reached {_with_unit(shape.extreme, unit)} in {shape.episodes} separate episodes over {fmt_duration(window_s)}, recovering in between"
+        low, high = _with_unit(stats.low, unit), _with_unit(stats.high, unit)
+        return f"{label} swung between {low} and {high} {shape.episodes} times in {window}"
+    return f"{label} reached {extreme} in {shape.episodes} separate episodes over {window}, recovering in between"
 
 
 # -- evaluating evidence ----------------------------------------------------------------------
@@ -325,7 +324,7 @@ def _context(alert: Alert, history: Mapping[str, Points], knowledge: Knowledge) 
         return None
     pts = window_points(own_points, t0, t1)
     shape = fault_shape(pts, own.start, alert.value)
-    spacing = statistics.median(b[0] - a[0] for a, b in zip(pts, pts[1:], strict=False))
+    spacing = statistics.median(b[0] - a[0] for a, b in itertools.pairwise(pts))
     tolerance = max(0.1 * (t1 - t0), 2 * spacing)
     return _Context(alert, knowledge, history, t0, t1, own, shape, tolerance, {})
 
@@ -399,9 +398,8 @@ def co_movement(alert: Alert, history: Mapping[str, Points], knowledge: Knowledg
         for _score, signal, stats in movers[:2]:
             o_label, o_unit = ctx.label_unit(signal)
             verb = "rose" if stats.change > 0 else "fell"
-            texts.append(
-                f"{o_label} {verb} from {_with_unit(stats.start, o_unit)} to {_with_unit(stats.end, o_unit)} at the same time"
-            )
+            start, end = _with_unit(stats.start, o_unit), _with_unit(stats.end, o_unit)
+            texts.append(f"{o_label} {verb} from {start} to {end} at the same time")
         first = ctx.label_unit(movers[0][1])[0]
         top = RankedCause(
             "shared_change",

@@ -175,7 +175,7 @@ def parse_condition(raw: Any, where: str) -> Condition:
     for key, choices in _CHOICES.items():
         if key in text and text[key] not in choices:
             raise ConfigError(f"{where}.{key}", f"must be one of {list(choices)}")
-    kinds = [k for k in ("trend", "level", "shape") if k in text]
+    kinds: list[str] = [k for k in ("trend", "level", "shape") if k in text]
     kinds += [k for k in ("rate_above", "rate_below", "duration_above_s", "duration_below_s") if k in raw]
     if len(kinds) != 1:
         raise ConfigError(where, "needs exactly one of trend, level, shape, rate_*, duration_*")

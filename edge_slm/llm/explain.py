@@ -71,23 +71,29 @@ SYSTEM_PROMPT = (
 FEW_SHOT: tuple[tuple[str, str], ...] = (
     (
         'FACTS:\n{"device": "press-1", "measured": 88.5, '
-        '"summary": "Bearing temperature is 88.5 °C, above the 85 °C warning limit. It has been beyond the limit for 40 s.", '
+        '"summary": "Bearing temperature is 88.5 °C, above the 85 °C warning limit. It has been beyond the '
+        'limit for 40 s.", '
         '"cause": "Likely bearing damage: vibration rose from 2.1 to 5.4 mm/s over the same 3 min.", '
-        '"action": "Stop the machine at the next safe opportunity and lock it out; check the bearing for play and noise, '
+        '"action": "Stop the machine at the next safe opportunity and lock it out; check the bearing for '
+        "play and noise, "
         'and replace it if it is damaged."}',
         '{"summary": "The bearing of press-1 is at 88.5 °C, over its 85 °C warning limit for 40 s now.", '
-        '"cause": "Bearing damage is the likely cause, since vibration climbed from 2.1 to 5.4 mm/s over the same 3 min.", '
+        '"cause": "Bearing damage is the likely cause, since vibration climbed from 2.1 to 5.4 mm/s over the '
+        'same 3 min.", '
         '"action": "Stop the machine at the next safe opportunity and lock it out, then check the bearing for play and '
         'noise and replace it if it is damaged."}',
     ),
     (
         'FACTS:\n{"device": "car-1", "measured": 11.4, '
-        '"summary": "12 V battery voltage is 11.40 V, below the 11.8 V warning limit. It has been beyond the limit for 25 s.", '
+        '"summary": "12 V battery voltage is 11.40 V, below the 11.8 V warning limit. It has been beyond the '
+        'limit for 25 s.", '
         '"cause": "Likely the alternator not charging: engine speed is 2100 rpm (engine running).", '
-        '"action": "Check the alternator output and its drive belt; replace the alternator or belt if it does not charge."}',
+        '"action": "Check the alternator output and its drive belt; replace the alternator or belt if it '
+        'does not charge."}',
         '{"summary": "The 12 V battery of car-1 reads 11.4 V, under the 11.8 V warning limit for 25 s.", '
         '"cause": "The alternator is most likely not charging, because the engine is running at 2100 rpm.", '
-        '"action": "Check the alternator output and its drive belt, and replace the alternator or belt if it does not charge."}',
+        '"action": "Check the alternator output and its drive belt, and replace the alternator or belt if it '
+        'does not charge."}',
     ),
 )
 
@@ -305,7 +311,8 @@ def gate(fields: Mapping[str, Any], reference: Explanation, diagnosis: Diagnosis
     facts = f"{alert.device} {reference.summary} {reference.cause} {reference.action} {_fmt(alert.value)}"
     if invented_numbers(text, facts):
         return "invented_number"
-    if not mentions_value(summary, alert.value) or dropped_numbers(cause, reference.cause):
+    dropped = dropped_numbers(summary, reference.summary) + dropped_numbers(cause, reference.cause)
+    if not mentions_value(summary, alert.value) or dropped:
         return "dropped_number"
     if diagnosis is not None:
         if not names_cause(cause, diagnosis.top.keywords):
@@ -343,7 +350,7 @@ class AlertExplainer:
     def __init__(
         self,
         engine: LlmEngine | None,
-        deadline_s: float = 6.0,
+        deadline_s: float = 2.5,
         max_tokens: int = 160,
         knowledge: Knowledge | None = None,
         max_pending: int = 64,
@@ -576,6 +583,7 @@ class AlertExplainer:
         reason = gate(result.data or {}, reference, job.diagnosis, job.alert)
         if reason:
             log.info("alert %s: the model's text was rejected (%s); using the knowledge text", job.alert.id, reason)
+            log.debug("alert %s: rejected model text: %s", job.alert.id, result.data)
             self._count(f"rejected_{reason}")
             return reference, "rejected"
         data = result.data or {}

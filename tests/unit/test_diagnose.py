@@ -98,7 +98,9 @@ def test_top_cause(rule: str, signal: str, value: float, history: dict[str, list
 
 def test_evidence_carries_the_numbers() -> None:
     history = {"vibration_rms_mm_s": ramp(2.1, 6.0), "bearing_temperature_c": ramp(60, 82)}
-    d = diagnose(alert("vibration.iso10816", "vibration_rms_mm_s", 6.0), {k: series(v) for k, v in history.items()}, KNOWLEDGE)
+    d = diagnose(
+        alert("vibration.iso10816", "vibration_rms_mm_s", 6.0), {k: series(v) for k, v in history.items()}, KNOWLEDGE
+    )
     assert d is not None
     assert d.top.evidence[0] == "bearing temperature rose from 60 °C to 82 °C over the same 118 s"
     assert d.evidence[-1] == "vibration climbed from 2.1 mm/s to 6 mm/s over 50 s"
@@ -113,11 +115,15 @@ def test_unknown_signal_gets_the_signals_that_moved_with_it() -> None:
     d = diagnose(alert("anomaly", "flow_l_min", 180), history, KNOWLEDGE)
     assert d is not None and d.basis == "signals" and d.top.id == "shared_change"
     assert d.top.evidence == ("discharge pressure rose from 4 bar to 5.8 bar at the same time",)
-    alone = diagnose(alert("anomaly", "flow_l_min", 180), {**history, "discharge_pressure_bar": series([4.0] * 60)}, KNOWLEDGE)
+    alone = diagnose(
+        alert("anomaly", "flow_l_min", 180), {**history, "discharge_pressure_bar": series([4.0] * 60)}, KNOWLEDGE
+    )
     assert alone is not None and alone.top.id == "local_change"
 
 
-@pytest.mark.parametrize(("value", "text"), [(82.0, "82"), (9.34, "9.3"), (0.456, "0.46"), (236.4, "236"), (-5.1, "-5.1")])
+@pytest.mark.parametrize(
+    ("value", "text"), [(82.0, "82"), (9.34, "9.3"), (0.456, "0.46"), (236.4, "236"), (-5.1, "-5.1")]
+)
 def test_numbers_in_words(value: float, text: str) -> None:
     assert fmt_number(value) == text
 
@@ -158,13 +164,22 @@ evidence = [{ signal = "flow_l_min", trend = "rising", min_change = 10, weight =
     assert any(r.id == "tank.level_low" for r in load_rules([str(pack)]))  # the rule loader ignores [[causes]]
 
 
+CAUSE = '[[causes]]\nrule = "r"\nid = "c"\nname = "n"\naction = "a"\nsource = "s"\n'
+
+
 @pytest.mark.parametrize(
     ("text", "key"),
     [
         ('[[causes]]\nrule = "r"\nid = "c"\nname = "n"\naction = "a"\nsource = "s"\ncolour = 1\n', "colour"),
         ('[[causes]]\nrule = "r"\nid = "c"\nname = "n"\naction = "a"\n', "source"),
-        ('[[causes]]\nrule = "r"\nid = "c"\nname = "n"\naction = "a"\nsource = "s"\nevidence = [{ shape = "zigzag", weight = 1 }]\n', "shape"),
-        ('[[causes]]\nrule = "r"\nid = "c"\nname = "n"\naction = "a"\nsource = "s"\nevidence = [{ trend = "rising", weight = 1 }]\n', "signal"),
+        (
+            CAUSE + 'evidence = [{ shape = "zigzag", weight = 1 }]\n',
+            "shape",
+        ),
+        (
+            CAUSE + 'evidence = [{ trend = "rising", weight = 1 }]\n',
+            "signal",
+        ),
     ],
 )
 def test_bad_knowledge_names_the_key(tmp_path: Path, text: str, key: str) -> None:

@@ -48,7 +48,7 @@ from edge_slm.llm.api import GenerationRequest, GenerationResult, LlmEngine, Pri
 log = logging.getLogger(__name__)
 
 HISTORY_POINTS = 8
-GRACE_S = 1.0  # an explanation whose model request is still running this long past its deadline gets the knowledge text
+GRACE_S = 0.3  # an explanation whose model request is still running this long past its deadline gets the knowledge text
 INITIAL_SERVICE_S = 2.5  # the model's time per explanation until measured
 MAX_FIELD_CHARS = 240
 FIELDS = ("summary", "cause", "action")

@@ -113,12 +113,17 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     from edge_slm.detect.rules import load_rules
 
     rules = load_rules(settings.detect.packs, settings.detect.disable_rules)  # site packs fail here, not at `run`
+    from edge_slm.detect.knowledge import load_knowledge
+
+    knowledge = load_knowledge(settings.detect.packs)  # and so do their [[causes]]
     from edge_slm.llm.models import check_reference
 
     if settings.model.enabled:
         check_reference(settings.model)
     sys.stdout.write(render_toml(settings))
     sys.stdout.write(f"# {len(rules)} rules: {', '.join(sorted(rule.id for rule in rules))}\n")
+    causes = sum(len(knowledge.causes_for(rule)) for rule in knowledge.rules)
+    sys.stdout.write(f"# {causes} fault causes for {len(knowledge.rules)} rules\n")
     return EXIT_OK
 
 

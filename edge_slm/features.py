@@ -114,7 +114,7 @@ class Features:
             self._listener.open_listen_window()
 
     def metrics(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"explanations": dict(self.explainer.counters)}
+        out: dict[str, Any] = {"explanations": self.explainer.counts()}
         if self._listener is not None:
             out["voice"] = dict(self._listener.counters())
         return out

@@ -442,6 +442,11 @@ class AlertExplainer:
             self._cond.notify()
         return out
 
+    def counts(self) -> dict[str, int]:
+        """A copy of the outcome counters (safe from any thread)."""
+        with self._cond:
+            return dict(self.counters)
+
     def pending(self) -> int:
         with self._cond:
             return len(self._pending) + (1 if self._inflight is not None else 0)

@@ -610,7 +610,7 @@ def run_latency(engine: Any, deadline_s: float, single_runs: int, storm: int) ->
         done: list[float] = []
         futures = [explainer.explain(a, h.get(a.signal, []), h) for a, h in alerts[:storm]]
         for f in futures:
-            f.add_done_callback(lambda _f: done.append(time.monotonic() - t0))
+            f.add_done_callback(lambda _f, done=done, t0=t0: done.append(time.monotonic() - t0))
         storm_model = sum(f.result(timeout=60).explained_by == "model" for f in futures)
         explainer.close()
         print(f"\n{label}:")

@@ -11,7 +11,8 @@ an `Explanation` within the deadline (plus a short grace), even in an alert stor
    `explained_by="template"` and `basis="knowledge"` when the model does not produce better.
 3. The SLM rewrites it under a JSON-schema grammar; `gate()` rejects the rewrite when it repeats
    itself, is cut off, invents or drops a number, names a cause the diagnosis did not, drops the
-   diagnosed cause, or contradicts it. Only a rewrite that passes goes out as `explained_by="model"`.
+   diagnosed cause, contradicts it, or does not start its action with the same (safety) step. Only a
+   rewrite that passes goes out as `explained_by="model"`.
 
 Scheduling: one worker thread per explainer holds the pending explanations in a priority heap (most
 severe, then newest first) and keeps one request at the model at a time, so a flood of alerts never
@@ -324,7 +325,14 @@ def gate(fields: Mapping[str, Any], reference: Explanation, diagnosis: Diagnosis
                 return "foreign_cause"
     if contradicts(cause, reference.cause) or contradicts(action, reference.action):
         return "contradiction"
+    if _first_word(action) != _first_word(reference.action):
+        return "changed_action"  # the first step is the safety step, and it is an imperative: keep both
     return ""
+
+
+def _first_word(text: str) -> str:
+    words = re.findall(r"[a-z]+", text.lower())
+    return words[0] if words else ""
 
 
 # -- scheduling ---------------------------------------------------------------------------------

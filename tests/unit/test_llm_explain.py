@@ -185,6 +185,9 @@ GOOD = {
             "contradiction",
         ),
         ({"cause": ""}, "missing_field"),
+        # SmolLM2 turned the imperative into gerunds (seen in tools/score_explanations.py --model)
+        ({"action": "Stopping the machine at the next safe opportunity, then checking the bearing."}, "changed_action"),
+        ({"action": "Check the bearing, then stop the machine at the next safe opportunity."}, "changed_action"),
     ],
 )
 def test_gate(change: dict[str, str], reason: str) -> None:

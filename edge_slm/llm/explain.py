@@ -494,15 +494,13 @@ class AlertExplainer:
                     job = heapq.heappop(self._pending)
                     job.started = now
                     self._inflight = job
-                wait_s = self._next_wake_s(now)
+                if job is None and not settled:  # checked and waited under one lock: no lost wake-up
+                    self._cond.wait(self._next_wake_s(now))
+                    continue
             for late, explanation, outcome in settled:
                 self._resolve(late.future, explanation, outcome)
             if job is not None:
                 self._submit(job)
-                continue
-            with self._cond:
-                if not self._closed:
-                    self._cond.wait(wait_s)
 
     def _settle_due(self, now: float) -> list[tuple[_Job, Explanation, str]]:
         """Under the lock: the explanations that get the knowledge text now (and why)."""

@@ -83,7 +83,7 @@ class ModelSettings:
     lora_path: str = ""
     explain_max_tokens: int = 160  # summary + cause + action as JSON; fewer truncates it
     explain_alerts: bool = True
-    explain_deadline_s: float = 30.0
+    explain_deadline_s: float = 2.5  # then the knowledge text goes out (at once when the model cannot make it)
     voice_deadline_s: float = 8.0
     save_prefix_state: bool = True
     debug_native_logs: bool = False

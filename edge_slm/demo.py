@@ -239,7 +239,9 @@ class _Printer:
             self.pending_explanations.discard(doc.get("id", ""))
             self.line(f"    explained by {doc.get('explained_by')}: {doc.get('summary')}")
             if doc.get("cause") and doc["cause"] not in str(doc.get("summary", "")):
-                self.line(f"      likely cause: {doc['cause']}")
+                confidence = doc.get("confidence")
+                conf = f" (confidence {confidence:.2f})" if isinstance(confidence, float | int) else ""
+                self.line(f"      cause{conf}: {doc['cause']}")
             self.line(f"      action: {doc.get('action')}")
         elif "/alerts/" in topic:
             if doc.get("state") == "firing":

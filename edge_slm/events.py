@@ -98,6 +98,10 @@ class Explanation:
     action: str
     explained_by: str  # "model" | "template"
     cause: str = ""
+    evidence: tuple[str, ...] = ()  # short facts with numbers behind the cause
+    confidence: float | None = None  # the diagnosis' share of belief in its top cause, 0-1
+    alternative: str = ""  # the runner-up cause, if any
+    basis: str = ""  # "knowledge" (pack fault knowledge), "signals" (co-movement), "rule" (the rule's text only)
 
     def to_payload(self) -> dict[str, Any]:
         payload: dict[str, Any] = {
@@ -108,6 +112,14 @@ class Explanation:
         }
         if self.cause:
             payload["cause"] = self.cause
+        if self.evidence:
+            payload["evidence"] = list(self.evidence)
+        if self.confidence is not None:
+            payload["confidence"] = self.confidence
+        if self.alternative:
+            payload["alternative"] = self.alternative
+        if self.basis:
+            payload["basis"] = self.basis
         return payload
 
 

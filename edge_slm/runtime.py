@@ -39,6 +39,7 @@ from edge_slm.bus.topics import Route, Topics
 from edge_slm.config import Settings
 from edge_slm.daemon_state import DaemonState
 from edge_slm.detect.detector import Detector
+from edge_slm.detect.knowledge import load_knowledge
 from edge_slm.detect.policy import AlertPolicy
 from edge_slm.detect.rules import load_rules
 from edge_slm.flows.alerts import AlertFlow
@@ -184,7 +185,7 @@ class Daemon:
                 return False
             self.engine = loaded
             self.components["model"] = ComponentStatus(Health.OK, f"loaded: {loaded.model_name}")
-        self.alerts.use_model(self.engine, self.settings.model)
+        self.alerts.use_model(self.engine, self.settings.model, load_knowledge(self.settings.detect.packs))
         self.voice.prepare(self.engine)
         if self.metrics_server is not None:
             self.metrics_server.start()
@@ -240,6 +241,7 @@ class Daemon:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self.alerts.telemetry.emit_queued(1 << 30)  # alerts judged before the stop still go out
+        self.alerts.close_explainer()
         if self.engine is not None:
             self.engine.close()  # queued explanations fail now and resolve to templates
         await self.alerts.finish_explanations(EXPLANATIONS_AT_SHUTDOWN_TIMEOUT_S)

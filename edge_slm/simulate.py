@@ -48,6 +48,8 @@ def demo_faults() -> list[Fault]:
         Fault("car-1", COOLANT, start_s=60, end_s=200, value=116.0, ramp_s=30),
         Fault("car-1", TIRES[3], start_s=120, end_s=400, value=165.0, ramp_s=20),
         Fault("pump-1", "vibration_rms_mm_s", start_s=90, end_s=250, value=9.3, ramp_s=20),
+        # the bearing heats with the vibration: the explanation names bearing damage, not unbalance
+        Fault("pump-1", "bearing_temperature_c", start_s=90, end_s=250, value=80.0, ramp_s=40),
         Fault("pump-1", "flow_l_min", start_s=150, end_s=260, value=120.0, ramp_s=5),
     ]
 

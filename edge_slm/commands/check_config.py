@@ -27,4 +27,9 @@ def run(args: argparse.Namespace) -> int:
         check_reference(settings.model)
     sys.stdout.write(render_toml(settings))
     sys.stdout.write(f"# {len(rules)} rules: {', '.join(sorted(rule.id for rule in rules))}\n")
+    from edge_slm.detect.knowledge import load_knowledge
+
+    knowledge = load_knowledge(settings.detect.packs)  # and so do their [[causes]]
+    causes = sum(len(knowledge.causes_for(rule)) for rule in knowledge.rules)
+    sys.stdout.write(f"# {causes} fault causes for {len(knowledge.rules)} rules\n")
     return EXIT_OK

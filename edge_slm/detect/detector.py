@@ -145,6 +145,13 @@ class Detector:
             parts.append(f"{templates.safe_name(signal)}: level {nearest + 1} of {len(ranked)} ({value:g})")
         return "; ".join(parts)
 
+    def device_history(self, device: str) -> dict[str, list[tuple[float, float]]]:
+        """The recent history of every signal of one device (for diagnosing its alerts)."""
+        dev = self._devices.get(device)
+        if dev is None:
+            return {}
+        return {signal: list(state.history) for signal, state in dev.series.items()}
+
     def restore_firing(self, alert: Alert) -> None:
         """After a restart: the rule that raised a persisted firing alert starts out firing,
         so it resolves (instead of firing again) when the signal is back to normal."""

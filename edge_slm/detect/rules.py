@@ -66,7 +66,9 @@ class Rule:
 
 
 _SEVERITY_KEYS = ("info", "warning", "critical")
-PACK_TABLES = {"rules", "sensors"}  # [[sensors]] is read by edge_slm.detect.health
+# [[sensors]] is read by edge_slm.detect.health; [[causes]] and [[signals]] (fault knowledge) by
+# edge_slm.detect.knowledge
+PACK_TABLES = {"rules", "sensors", "causes", "signals"}
 _SCALAR_FIELDS = {
     "hysteresis": float,
     "for_s": float,
@@ -167,7 +169,7 @@ def _load_pack_data(text: str, where: str) -> list[dict[str, Any]]:
     if set(doc) - PACK_TABLES:
         raise ConfigError(
             f"{where}.{sorted(set(doc) - PACK_TABLES)[0]}",
-            "unknown key in rule pack (expected [[rules]] or [[sensors]])",
+            "unknown key in rule pack (expected [[rules]], [[sensors]], [[causes]] or [[signals]])",
         )
     if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
         raise ConfigError(f"{where}.rules", "must be an array of tables ([[rules]])")

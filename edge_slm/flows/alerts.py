@@ -20,6 +20,7 @@ from edge_slm.bus.topics import TopicError, Topics
 from edge_slm.config import ModelSettings
 from edge_slm.daemon_state import DaemonState
 from edge_slm.detect.detector import Detector
+from edge_slm.detect.knowledge import Knowledge
 from edge_slm.detect.policy import AlertPolicy
 from edge_slm.events import Alert, AlertState, Explanation, Sample
 from edge_slm.llm.api import LlmEngine
@@ -55,12 +56,13 @@ class AlertFlow:
         self.alert_listeners: list[Callable[[Alert], None]] = []
         self.explanation_listeners: list[Callable[[Alert, Explanation], None]] = []
 
-    def use_model(self, engine: LlmEngine | None, settings: ModelSettings) -> None:
+    def use_model(self, engine: LlmEngine | None, settings: ModelSettings, knowledge: Knowledge) -> None:
         """At start-up, once the model is loaded (or known to be off)."""
         self.explainer = AlertExplainer(
             engine if settings.explain_alerts else None,
             deadline_s=settings.explain_deadline_s,
             max_tokens=settings.explain_max_tokens,
+            knowledge=knowledge,  # built-in fault knowledge + site packs' [[causes]]
         )
 
     def warm_up(self) -> None:
@@ -90,9 +92,10 @@ class AlertFlow:
         )
         if alert.state is AlertState.FIRING:
             history = self._detector.history(alert.device, alert.signal)
+            device_history = self._detector.device_history(alert.device)  # the diagnosis reads every signal
+            future = self.explainer.explain(alert, history, device_history)
             self._explaining += 1
             self._all_explained.clear()
-            future = self.explainer.explain(alert, history)
             future.add_done_callback(functools.partial(self._explanation_ready, alert))
 
     def _explanation_ready(self, alert: Alert, future: concurrent.futures.Future[Explanation]) -> None:
@@ -130,5 +133,10 @@ class AlertFlow:
             except TimeoutError:
                 log.warning("%d explanations still pending at shutdown", self._explaining)
 
+    def close_explainer(self) -> None:
+        """At shutdown, before the model closes: what still waits for the model goes out with the
+        knowledge text."""
+        self.explainer.close()
+
     def metrics(self) -> dict[str, Any]:
-        return {"explainer": dict(self.explainer.counters), "explanations_pending": self._explaining}
+        return {"explanations": self.explainer.counts(), "explanations_pending": self._explaining}

@@ -115,11 +115,14 @@ class AnomalySeries:
         hold_s: float = 0.0,
         device_mode: int = -1,
         device_mode_young: bool = False,
+        defer: bool = False,
     ) -> Transition | None:
         """`hold_s`: on a device with mode signals, how long a departure waits for them to show
         a new operating mode before it counts. `device_mode`: the level its mode signal is at
         (-1: unknown); a value in a mode only ever seen with other operating modes is a fault
-        (pressure at its night-shift level while the motor runs at day load)."""
+        (pressure at its night-shift level while the motor runs at day load). `defer`: a mode
+        signal of the device is itself departing, so a departure here waits to see whether it
+        is a new operating mode."""
         if self.last_ts is not None and ts - self.last_ts > self.max_gap_s:
             self.depart_since, self.depart_count, self.between_since = None, 0, None
             self.normal_since, self.normal_count = None, 0
@@ -162,6 +165,8 @@ class AnomalySeries:
                 if ts - self.depart_since < max(self.for_s, hold_s) or self.depart_count < self.min_samples:
                     return None
                 onset = self.depart_since
+            if defer and not self.silent:
+                return None
             if self._may_open_mode(onset, mode_change_ts):
                 self._open_mode(value)
                 self.depart_since, self.depart_count, self.between_since = None, 0, None
@@ -209,7 +214,9 @@ class AnomalySeries:
 
     def _fit(self) -> None:
         values = self.buffer
-        steps = sorted(abs(b - a) for a, b in itertools.pairwise(values))
+        # Non-zero steps only: a mode that reads exactly constant (no flow while unloaded) says
+        # nothing about the noise of the others.
+        steps = sorted(d for a, b in itertools.pairwise(values) if (d := abs(b - a)) > 0)
         median_step = steps[len(steps) // 2] if steps else 0.0
         ordered = sorted(values)
         middle = ordered[len(ordered) // 2]

@@ -40,7 +40,7 @@ CLOCK_AHEAD_OF_ARRIVAL_S = 60.0
 STALE_CHECK_EVERY_S = 10.0
 # On a device with mode signals (motor current, speed) a departure waits this long for them to
 # show a new operating mode before it counts as an anomaly.
-MODE_WAIT_S = 30.0
+MODE_WAIT_S = 60.0
 # For this long after a new operating mode appeared, the device's signals learn which of their
 # levels go with it instead of being judged against it.
 MODE_YOUNG_S = 600.0
@@ -83,6 +83,7 @@ class _DeviceState:
     other_change_ts: float = -math.inf
     mode_signal: str = ""  # the first mode signal: its current level is the device's operating mode
     mode_index: int = -1
+    mode_moving: bool = False  # its mode signal is departing from its levels right now
 
 
 class Detector:
@@ -302,11 +303,13 @@ class Detector:
                     if anomaly.novel_since is not None:  # a mode signal reached a new level: a new operating mode
                         dev.mode_change_ts, anomaly.novel_since = anomaly.novel_since, None
                     if signal == dev.mode_signal:
-                        dev.mode_index = anomaly.current_mode
+                        dev.mode_index, dev.mode_moving = anomaly.current_mode, anomaly.pending
                 else:
                     young = dev.mode_change_ts is not None and ts - dev.mode_change_ts < MODE_YOUNG_S
                     hold_s = MODE_WAIT_S if dev.has_mode_signal else 0.0
-                    transition = anomaly.update(value, ts, dev.mode_change_ts, hold_s, dev.mode_index, young)
+                    transition = anomaly.update(
+                        value, ts, dev.mode_change_ts, hold_s, dev.mode_index, young, dev.mode_moving
+                    )
                 if transition and not anomaly.silent:
                     findings.append(self._anomaly_finding(sample, signal, value, transition))
         dev = dev or self._devices.get(device)

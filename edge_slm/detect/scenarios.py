@@ -38,8 +38,9 @@ class Fault:
     device: str
     family: str
     rules: tuple[str, ...]  # an alert with any of these rules on the device detects the fault
-    start_ts: float
+    start_ts: float  # when it becomes detectable (a creeping fault: when it crosses the limit); TTD counts from here
     end_ts: float  # when the fault condition stops (trace end if it persists)
+    onset_ts: float = 0.0  # when the physical fault began, if earlier; alerts from then on count as detections
 
 
 @dataclass
@@ -276,7 +277,7 @@ def build_scenarios(seed_offset: int = 0, names: set[str] | None = None) -> list
         "threshold",
         3,
         [car("car-3", 9 + o, 3, oil_creep)],
-        [Fault("car-3", "threshold", ("oil.overheat",), H(2) + 1500, H(3))],
+        [Fault("car-3", "threshold", ("oil.overheat",), H(2) + 1500, H(3), onset_ts=H(2))],
     )
 
     def vibration_step(ts: float, s: dict) -> None:
@@ -312,7 +313,7 @@ def build_scenarios(seed_offset: int = 0, names: set[str] | None = None) -> list
         "threshold",
         3,
         [car("car-4", 12 + o, 3, alternator_failure)],
-        [Fault("car-4", "threshold", ("battery.low_voltage",), H(1.5) + 700, H(3))],
+        [Fault("car-4", "threshold", ("battery.low_voltage",), H(1.5) + 700, H(3), onset_ts=H(1.5))],
     )
 
     def slow_puncture(ts: float, s: dict) -> None:
@@ -324,7 +325,7 @@ def build_scenarios(seed_offset: int = 0, names: set[str] | None = None) -> list
         "threshold",
         3,
         [car("car-5", 13 + o, 3, slow_puncture)],
-        [Fault("car-5", "threshold", ("tire.low_pressure",), H(1) + 1800, H(3))],
+        [Fault("car-5", "threshold", ("tire.low_pressure",), H(1) + 1800, H(3), onset_ts=H(1))],
     )
 
     # Sensor health.
@@ -580,10 +581,12 @@ def score(trace: Trace, alerts: list[Alert], samples: int, elapsed_s: float) -> 
         hits = [
             i
             for i, a in enumerate(firing)
-            if a.device == fault.device and a.rule in fault.rules and fault.start_ts <= a.ts <= fault.end_ts + GRACE_S
+            if a.device == fault.device
+            and a.rule in fault.rules
+            and (fault.onset_ts or fault.start_ts) <= a.ts <= fault.end_ts + GRACE_S
         ]
         if hits:
-            detected.append((fault.family, firing[hits[0]].ts - fault.start_ts))
+            detected.append((fault.family, max(0.0, firing[hits[0]].ts - fault.start_ts)))
             used.update(hits)
         else:
             missed.append(f"{fault.device}:{'|'.join(fault.rules)}")
@@ -592,6 +595,8 @@ def score(trace: Trace, alerts: list[Alert], samples: int, elapsed_s: float) -> 
     for i, a in enumerate(firing):
         if i in used:
             continue
-        in_window = any(f.device == a.device and f.start_ts <= a.ts <= f.end_ts + GRACE_S for f in trace.faults)
+        in_window = any(
+            f.device == a.device and (f.onset_ts or f.start_ts) <= a.ts <= f.end_ts + GRACE_S for f in trace.faults
+        )
         (collateral if in_window else false_alerts).append(a)
     return TraceScore(trace, detected, missed, false_alerts, collateral, samples, elapsed_s)

@@ -335,8 +335,8 @@ def run_demo(duration_s: float = 0.0, use_model: bool = True, speed: float = 20.
         thread = threading.Thread(target=lambda: loop.run_until_complete(daemon.run(stop)), name="daemon", daemon=True)
         thread.start()
         voice_deadline = time.monotonic() + VOICE_START_TIMEOUT_S + (voice.duration_s + 10.0 if voice else 0.0)
-        deadline = time.monotonic() + 10
-        while not daemon.bus.connected and time.monotonic() < deadline:
+        deadline = time.monotonic() + 60  # the model loads first
+        while not daemon.bus.subscribed and time.monotonic() < deadline:
             time.sleep(0.05)
 
         feeder = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"edge-slm-demo-sim-{os.getpid()}")

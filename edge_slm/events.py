@@ -134,6 +134,7 @@ class Transcript:
     start_s: float = 0.0
     end_s: float = 0.0
     received_ts: float = 0.0
+    seq: int = 0  # arrival order in the voice flow (a later command of a source outranks an earlier one)
 
 
 @dataclass(frozen=True, slots=True)

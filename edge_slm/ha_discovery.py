@@ -24,6 +24,9 @@ from edge_slm.events import Alert, AlertState, Explanation
 Publish = Callable[[str, str, bool], None]  # (topic, payload, retain)
 
 _ID_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
+# Bounded: a sender inventing device ids cannot fill Home Assistant (and the broker's retained
+# store) with entities; past this many (device, family) pairs new ones are counted, not announced.
+MAX_ENTITIES = 1000
 ORIGIN = {"name": "edge-slm", "sw_version": __version__, "support_url": "https://github.com/edge-slm/edge-slm"}
 
 
@@ -51,6 +54,7 @@ class HaDiscovery:
         self._announced: set[tuple[str, str]] = set()  # (device, family) with a config published
         self._attributes: dict[str, dict[str, Any]] = {}  # alert id -> attributes (for the explanation)
         self.messages = 0
+        self.refused_entities = 0
 
     # -- topics -------------------------------------------------------------------------------
 
@@ -134,6 +138,9 @@ class HaDiscovery:
     def on_alert(self, alert: Alert) -> None:
         family = rule_family(alert.rule)
         if (alert.device, family) not in self._announced:
+            if len(self._announced) >= MAX_ENTITIES:
+                self.refused_entities += 1
+                return
             self._announced.add((alert.device, family))
             self._send(*self.device_config(alert.device, family))
         firing = alert.state is AlertState.FIRING

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from edge_slm.errors import DependencyMissing
+from edge_slm.errors import DependencyMissing, StartupError
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,10 @@ class MetricsServer:
             ) from err
         registry = CollectorRegistry(auto_describe=False)
         registry.register(SnapshotCollector(self._snapshot))
-        self._server, self._thread = start_http_server(self._port, addr=self._host, registry=registry)
+        try:
+            self._server, self._thread = start_http_server(self._port, addr=self._host, registry=registry)
+        except OSError as err:
+            raise StartupError(f"metrics.http_port {self._host}:{self._port}: {err.strerror or err}") from err
         log.info("Prometheus metrics on http://%s:%d/metrics", self._host, self._port)
 
     def stop(self) -> None:

@@ -63,6 +63,7 @@ LEARNED_SAVE_INTERVAL_S = 60.0
 CONSUME_SLICE_S = 0.02
 ALERTS_PER_SLICE = 16
 EXIT_FORCED = 1  # a second signal: no flush, no `offline` (the Last Will says it)
+SCRAPE_REFRESH_S = 2.0
 DRAIN_TIMEOUT_S = 1.0  # what is left stays in the outbox for the next start
 EXPLANATIONS_AT_SHUTDOWN_TIMEOUT_S = 2.0
 
@@ -188,7 +189,8 @@ class Daemon:
         self.alerts.use_model(self.engine, self.settings.model, load_knowledge(self.settings.detect.packs))
         self.voice.prepare(self.engine)
         if self.metrics_server is not None:
-            self.metrics_server.start()
+            self.metrics_server.start()  # a port in use is a StartupError (exit 3)
+            self._tasks.append(asyncio.create_task(self._refresh_scraped_metrics(), name="metrics-scrape"))
         loop = asyncio.get_running_loop()
         self.bus.start(loop)
         self.voice.start()
@@ -231,8 +233,11 @@ class Daemon:
         return None
 
     def _warm_up(self) -> None:
+        """The sentence encoder first (milliseconds per command once loaded), then the explanation
+        prefix, then the intent model's prefix last, so a waiting driver's prefix stays hot."""
+        self.voice.warm_up_encoder()
         self.alerts.warm_up()
-        self.voice.warm_up()
+        self.voice.warm_up_model_tier()
 
     async def shutdown(self) -> None:
         log.info("shutting down")
@@ -243,7 +248,9 @@ class Daemon:
         self.alerts.telemetry.emit_queued(1 << 30)  # alerts judged before the stop still go out
         self.alerts.close_explainer()
         if self.engine is not None:
-            self.engine.close()  # queued explanations fail now and resolve to templates
+            # queued work fails now (explanations resolve to knowledge text); its join runs off the
+            # loop so PUBACKs and the drain below keep moving
+            await asyncio.to_thread(self.engine.close)
         await self.alerts.finish_explanations(EXPLANATIONS_AT_SHUTDOWN_TIMEOUT_S)
         await self.publisher.drain(timeout_s=DRAIN_TIMEOUT_S)
         self.state.save_alerts()
@@ -377,6 +384,7 @@ class Daemon:
             },
             "components": {name: str(status) for name, status in components.items()},
             "deadletters": asdict(self.deadletters.counters),
+            **({"ha": {"messages": self.ha.messages, "refused_entities": self.ha.refused_entities}} if self.ha else {}),
             "engine": self.engine.counters() if self.engine is not None and hasattr(self.engine, "counters") else {},
             **self.alerts.metrics(),
             **self.voice.metrics(),
@@ -385,6 +393,11 @@ class Daemon:
 
     def component_status(self, name: str) -> ComponentStatus | None:
         return {**self.components, **self.voice.components}.get(name)
+
+    async def _refresh_scraped_metrics(self) -> None:
+        while True:
+            self._scraped_metrics = self.metrics_snapshot()
+            await asyncio.sleep(SCRAPE_REFRESH_S)
 
     async def _publish_metrics_periodically(self) -> None:
         while True:

@@ -28,6 +28,7 @@ from edge_slm.llm.pool import RecentAnswers, capacity_topic, decode_request, enc
 log = logging.getLogger(__name__)
 
 CAPACITY_INTERVAL_S = 5.0
+MAX_IN_PROGRESS = 64  # requests queued at this worker's model; more are answered "busy" at once
 
 
 class PoolWorker:
@@ -56,7 +57,7 @@ class PoolWorker:
     async def serve(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         self.bus.start(loop)
-        consume = asyncio.create_task(self._consume(loop))
+        consume = asyncio.create_task(self._consume())
         capacity = asyncio.create_task(self._publish_capacity_periodically())
         log.info("edge-slm worker %r serving %s", self.node, self.engine.model_name)
         try:
@@ -69,17 +70,17 @@ class PoolWorker:
             self.engine.close()
             self.bus.stop()
 
-    async def _consume(self, loop: asyncio.AbstractEventLoop) -> None:
+    async def _consume(self) -> None:
         while True:
             for message in await self.bus.next_batch():
                 try:
-                    self._handle(message, loop)
+                    self._handle(message)
                 except Exception:  # one bad request never stops the worker
                     log.exception("worker: request on %s failed", message.topic)
                 finally:
                     self.bus.ack(message)
 
-    def _handle(self, message: InboundMessage, loop: asyncio.AbstractEventLoop) -> None:
+    def _handle(self, message: InboundMessage) -> None:
         if not message.response_topic:
             self.rejected += 1
             return
@@ -96,7 +97,10 @@ class PoolWorker:
             return
         remaining_s = deadline_ts - time.time()
         if remaining_s <= 0:
-            self._finish(message, request_id, encode_result(request_id, self.node, None, "deadline passed"))
+            self._finish(message, request_id, encode_result(request_id, self.node, None, "deadline passed"), ran=False)
+            return
+        if self._in_progress >= MAX_IN_PROGRESS:  # bounded: a flood from the bus cannot grow the queue
+            self._finish(message, request_id, encode_result(request_id, self.node, None, "busy"), ran=False)
             return
         self._in_progress += 1
 
@@ -109,12 +113,13 @@ class PoolWorker:
                 answer = encode_result(request_id, self.node, None, err.message)
             except Exception as err:
                 answer = encode_result(request_id, self.node, None, f"{type(err).__name__}: {err}")
-            loop.call_soon_threadsafe(self._finish, message, request_id, answer)
+            self.bus.call_soon(self._finish, message, request_id, answer)  # one loop wake per burst
 
         future.add_done_callback(done)
 
-    def _finish(self, message: InboundMessage, request_id: str, answer: bytes) -> None:
-        self._in_progress = max(0, self._in_progress - 1)
+    def _finish(self, message: InboundMessage, request_id: str, answer: bytes, *, ran: bool = True) -> None:
+        if ran:
+            self._in_progress = max(0, self._in_progress - 1)
         self.served += 1
         self._recent.finish(request_id, answer)
         self._reply(message, answer)

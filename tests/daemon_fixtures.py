@@ -65,11 +65,10 @@ class InProcessDaemon:
         self._thread.start()
         if not self._expect_connection:
             return self
-        deadline = time.monotonic() + 10
-        while not self.daemon.bus.connected and time.monotonic() < deadline:
+        deadline = time.monotonic() + 30  # a model, when enabled, loads before the daemon connects
+        while not self.daemon.bus.subscribed and time.monotonic() < deadline and self._thread.is_alive():
             time.sleep(0.02)
-        assert self.daemon.bus.connected, f"daemon did not connect: {self.daemon.bus.last_error}"
-        time.sleep(0.2)  # subscriptions acknowledged
+        assert self.daemon.bus.subscribed, f"daemon did not connect: {self.daemon.bus.last_error or self.error}"
         return self
 
     def stop(self) -> None:

@@ -106,6 +106,7 @@ class MqttBus:
         self._client: Any = None
         self._use_v5 = settings.protocol in ("auto", "5")
         self._connected = threading.Event()
+        self._subscribed = threading.Event()  # the broker confirmed our subscriptions (then `online`)
         self._last_error = ""
         self.counters = BusCounters()
         self._mqtt: Any = None
@@ -135,6 +136,11 @@ class MqttBus:
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
+
+    @property
+    def subscribed(self) -> bool:
+        """Connected and subscribed: what is published now reaches the daemon."""
+        return self._connected.is_set() and self._subscribed.is_set()
 
     @property
     def last_error(self) -> str:
@@ -469,6 +475,7 @@ class MqttBus:
     def _handle_disconnect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         was_connected = self._connected.is_set()
         self._connected.clear()
+        self._subscribed.clear()
         if was_connected:
             self.counters.disconnects += 1
             if not self._closing:
@@ -486,6 +493,7 @@ class MqttBus:
         if refused:
             log.error("mqtt: the broker refused a subscription (%s); check its ACL", ", ".join(refused))
         client.publish(self._status_topic, "online", qos=1, retain=True)
+        self._subscribed.set()
 
     def _handle_connect_fail(self, client: Any, userdata: Any) -> None:
         """The TCP connection or the TLS handshake failed (paho logs the exception itself)."""

@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from edge_slm.llm.models import check_reference
 
     rules = load_rules(settings.detect.packs, settings.detect.disable_rules)  # site packs fail here, not at `run`
-    if settings.model.enabled:
+    if settings.model.enabled and settings.model.mode == "local":  # a pooled node loads no model
         check_reference(settings.model)
     sys.stdout.write(render_toml(settings))
     sys.stdout.write(f"# {len(rules)} rules: {', '.join(sorted(rule.id for rule in rules))}\n")

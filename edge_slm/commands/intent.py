@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     text = " ".join(args.text).strip()
     if args.batch == bool(text):
         raise EdgeSlmError("intent: give either TEXT or --batch", exit_code=EXIT_USAGE)
-    if settings.model.enabled and settings.intent.model_fallback:
+    if settings.model.enabled and settings.model.mode == "local" and settings.intent.model_fallback:
         from edge_slm.llm.loader import check_model
 
         check_model(settings)  # a configured model that is missing or cannot fit is exit 3, as for `run`
@@ -92,7 +92,8 @@ def run_intent_cli(
             log.error("edge-slm intent: %s", message)
         return EXIT_USAGE
     engine: LazyEngine | None = None
-    if settings.intent.model_fallback and settings.model.enabled:
+    # A pooled node's workers serve the daemon; this command answers with the local tiers only.
+    if settings.intent.model_fallback and settings.model.enabled and settings.model.mode == "local":
         engine = LazyEngine(engine_loader or _default_loader(settings), settings.model.name or "model")
     recognizer = IntentRecognizer(settings.intent, engine, deadline_s=settings.model.voice_deadline_s)
     from edge_slm.intent.semantic import build_semantic_tier

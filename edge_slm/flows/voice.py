@@ -15,6 +15,7 @@ import asyncio
 import collections
 import concurrent.futures
 import dataclasses
+import itertools
 import json
 import logging
 import time
@@ -98,6 +99,8 @@ class VoiceFlow:
         self._bus_waiting: collections.deque[Transcript] = collections.deque()
         self._waiting_event = asyncio.Event()
         self._for_model: dict[str, Transcript] = {}  # source -> the newest command waiting for the model
+        self._arrivals = itertools.count(1)
+        self._latest_acted: dict[str, int] = {}  # source -> seq of its newest command whose reply went out
         self._for_model_event = asyncio.Event()
         self._fast_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="intent")
         self._model_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="intent-model")
@@ -127,14 +130,14 @@ class VoiceFlow:
         if settings.poi.file and self.responder.pois is None:
             self.components["poi"] = ComponentStatus(Health.UNUSABLE, settings.poi.file)
 
-    def warm_up(self) -> None:
-        """Blocking: the sentence encoder first (a few ms per command once loaded), then the model
-        tier's prompt prefix, last, so a waiting driver's prefix stays hot."""
-        if self.recognizer is None:
-            return
-        if self.recognizer.semantic is not None:
+    def warm_up_encoder(self) -> None:
+        """Blocking: load the sentence encoder before the first command needs it."""
+        if self.recognizer is not None and self.recognizer.semantic is not None:
             self.recognizer.semantic.warm_up()
-        if self.recognizer.model_tier is not None:
+
+    def warm_up_model_tier(self) -> None:
+        """Blocking: the model tier's prompt prefix."""
+        if self.recognizer is not None and self.recognizer.model_tier is not None:
             self.recognizer.model_tier.warm_up()
 
     def start(self) -> None:
@@ -149,9 +152,10 @@ class VoiceFlow:
     async def stop(self) -> None:
         if self._listener is not None:
             self._listener.stop()
-        self.assistant.close()
+        # These join threads (the speaker, an encoder still loading): off the loop.
+        await asyncio.to_thread(self.assistant.close)
         if self.recognizer is not None and self.recognizer.semantic is not None:
-            self.recognizer.semantic.close()
+            await asyncio.to_thread(self.recognizer.semantic.close)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -250,6 +254,7 @@ class VoiceFlow:
 
     def _enqueue(self, transcript: Transcript) -> None:
         self.counters.transcripts += 1
+        transcript = dataclasses.replace(transcript, seq=next(self._arrivals))
         if len(self._microphone_waiting) + len(self._bus_waiting) >= MAX_WAITING_TRANSCRIPTS:
             if transcript.source != "microphone" or not self._bus_waiting:
                 self._drop(transcript)
@@ -283,6 +288,7 @@ class VoiceFlow:
             if reply is None:
                 self._wait_for_model(transcript)
             else:
+                self._supersede_waiting(transcript.source)  # an older command must not act after this one
                 self._publish_reply(transcript, reply)
 
     def _answer_fast(self, transcript: Transcript) -> Reply | None:
@@ -291,13 +297,17 @@ class VoiceFlow:
         return answer_fast(transcript, self.recognizer, self.responder, time.monotonic(), context=context)
 
     def _wait_for_model(self, transcript: Transcript) -> None:
-        older = self._for_model.pop(transcript.source, None)
+        self._supersede_waiting(transcript.source)
+        self._for_model[transcript.source] = transcript
+        self._for_model_event.set()
+
+    def _supersede_waiting(self, source: str) -> None:
+        """A newer command from `source` came: the one waiting for the model is answered as not understood."""
+        older = self._for_model.pop(source, None)
         if older is not None:
             self.counters.model_superseded += 1
             unknown = Intent(text=older.text, name=IntentName.UNKNOWN.value, slots={}, source="superseded")
             self._publish_reply(older, Reply(older.id, older.text, unknown, SUPERSEDED_REPLY, 0.0))
-        self._for_model[transcript.source] = transcript
-        self._for_model_event.set()
 
     async def _answer_with_model_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -322,6 +332,13 @@ class VoiceFlow:
         return reply_to(transcript, intent, self.responder, started, context=self.assistant.context)
 
     def _publish_reply(self, transcript: Transcript, reply: Reply) -> None:
+        if transcript.seq < self._latest_acted.get(transcript.source, 0):
+            # The model answered after a newer command of the same source: say so, take no action.
+            self.counters.model_superseded += 1
+            unknown = Intent(text=transcript.text, name=IntentName.UNKNOWN.value, slots={}, source="superseded")
+            reply = Reply(transcript.id, transcript.text, unknown, SUPERSEDED_REPLY, reply.latency_ms)
+        else:
+            self._latest_acted[transcript.source] = transcript.seq
         if transcript.received_ts > 0:  # count the time it waited in the queue, not just the answering
             reply = dataclasses.replace(reply, latency_ms=(time.time() - transcript.received_ts) * 1000.0)
         actions, refused = self.action_guard.filter_actions(transcript, reply.actions)  # stale, rate, dialer codes

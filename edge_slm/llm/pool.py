@@ -20,6 +20,7 @@ from __future__ import annotations
 import collections
 import json
 import logging
+import math
 import threading
 import time
 import uuid
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 SHARE_GROUP = "edge-slm-llm"
 MAX_REQUEST_BYTES = 256 * 1024
 RECENT_ANSWERS = 1000
+MAX_REQUEST_DEADLINE_S = 600.0  # a request may not ask a worker to keep it longer than this
 
 # (topic, payload, response_topic, correlation) -> mid or None when it could not be sent now
 PoolPublish = Callable[[str, bytes, str, bytes], "int | None"]
@@ -100,6 +102,9 @@ def decode_request(payload: bytes) -> tuple[str, GenerationRequest, float]:
         raise DecodeError(f"not a model request: {err}") from err
     if not request_id:
         raise DecodeError("model request without an id")
+    if not math.isfinite(deadline_ts):
+        raise DecodeError("model request deadline is not a finite time")
+    deadline_ts = min(deadline_ts, time.time() + MAX_REQUEST_DEADLINE_S)
     return request_id, request, deadline_ts
 
 
@@ -138,6 +143,7 @@ class PoolCounters:
     timed_out: int = 0
     failed: int = 0
     late_or_duplicate: int = 0
+    malformed: int = 0
 
 
 class PooledEngine:
@@ -183,7 +189,8 @@ class PooledEngine:
         return future
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
-        return self.submit(request).result()
+        # the deadline watcher settles every request; the margin only guards against a bug there
+        return self.submit(request).result(timeout=request.deadline_s + 5.0)
 
     def prepare_prefix(self, system: str, few_shot: Sequence[tuple[str, str]] = ()) -> object | None:
         return None  # each worker keeps its own prefix cache
@@ -197,26 +204,14 @@ class PooledEngine:
         # not connected: the retry at half the deadline sends it again
 
     def on_response(self, payload: bytes, correlation: bytes = b"") -> None:
+        """An answer from a worker (or anyone on the bus: everything is checked before the request
+        it names is taken off the pending list, so a malformed answer leaves it to its deadline)."""
         try:
             doc = json.loads(payload)
             request_id = str(doc.get("id") or correlation.decode(errors="replace"))
-        except (ValueError, AttributeError):
-            log.debug("pool: unreadable response dropped")
-            return
-        with self._lock:
-            pending = self._pending.pop(request_id, None)
-            if pending is None:
-                self.stats.late_or_duplicate += 1
-                return
-            self.stats.answered += 1
-            if not doc.get("ok"):
-                self.stats.failed += 1
-        if not doc.get("ok"):
-            pending.future.set_exception(ModelUnavailable(f"pool worker failed: {doc.get('error', '?')}"))
-            return
-        data = doc.get("data")
-        pending.future.set_result(
-            GenerationResult(
+            ok = bool(doc.get("ok"))
+            data = doc.get("data")
+            result = GenerationResult(
                 text=str(doc.get("text", "")),
                 data=data if isinstance(data, dict) else None,
                 prompt_tokens=int(doc.get("prompt_tokens", 0)),
@@ -224,7 +219,22 @@ class PooledEngine:
                 elapsed_s=float(doc.get("elapsed_s", 0.0)),
                 queued_s=float(doc.get("queued_s", 0.0)),
             )
-        )
+        except (ValueError, TypeError, AttributeError):
+            log.debug("pool: unreadable response dropped")
+            self.stats.malformed += 1
+            return
+        with self._lock:
+            pending = self._pending.pop(request_id, None)
+            if pending is None:
+                self.stats.late_or_duplicate += 1
+                return
+            self.stats.answered += 1
+            if not ok:
+                self.stats.failed += 1
+        if not ok:
+            pending.future.set_exception(ModelUnavailable(f"pool worker failed: {str(doc.get('error', '?'))[:200]}"))
+        else:
+            pending.future.set_result(result)
 
     def _watch_deadlines(self, interval_s: float) -> None:
         while not self._closed.wait(interval_s):

@@ -142,5 +142,6 @@ class JobScheduler:
                 self._running.cancel.set()
             self._cond.notify_all()
         for job in pending:
-            if job.future.set_running_or_notify_cancel():
+            # A preempted job waits here with its future already running: fail it directly.
+            if job.started or job.future.set_running_or_notify_cancel():
                 job.future.set_exception(ModelUnavailable("the model engine was shut down"))

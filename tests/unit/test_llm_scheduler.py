@@ -89,3 +89,16 @@ def test_a_cancelled_future_is_skipped() -> None:
     assert cancelled.cancel()
     job = jobs.next_job(timeout_s=0)
     assert job is not None and job.future is kept
+
+
+def test_close_fails_a_preempted_job_waiting_to_run_again() -> None:
+    jobs = JobScheduler(Clock())
+    explanation = jobs.submit(Priority.EXPLANATION, 60, request=request(Priority.EXPLANATION))
+    running = jobs.next_job(timeout_s=0)
+    assert running is not None
+    jobs.submit(Priority.VOICE, 60, request=request(Priority.VOICE))
+    jobs.requeue(running)  # preempted: back in the queue with its future already running
+    jobs.finished(running)
+    jobs.close()
+    with pytest.raises(ModelUnavailable):
+        explanation.result(timeout=0)

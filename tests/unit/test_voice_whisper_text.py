@@ -102,9 +102,9 @@ def test_resolve_path_cache_wheel_and_errors(tmp_path: Path, monkeypatch: pytest
     with pytest.raises(ModelError, match="not a known name"):
         whisper_models.resolve_model("whisper-huge", tmp_path)
     monkeypatch.setattr(whisper_models, "wheel_model_dir", lambda package=whisper_models.WHEEL_PACKAGE: None)
-    with pytest.raises(ModelError, match="models pull whisper-tiny.en"):
+    with pytest.raises(ModelError, match=r"models pull whisper-tiny\.en"):
         whisper_models.resolve_model("whisper-tiny.en", tmp_path / "empty")
-    with pytest.raises(ModelError, match="models pull whisper-base.en"):
+    with pytest.raises(ModelError, match=r"models pull whisper-base\.en"):
         whisper_models.resolve_model("whisper-base.en", tmp_path / "empty")
 
 
@@ -166,7 +166,7 @@ def test_download_with_a_missing_file_leaves_nothing(
 ) -> None:
     _Handler.files["/mirror/whisper-tiny.en/config.json"] = b"{}"  # model.bin missing: HTTP 404
     monkeypatch.setenv(whisper_models.BASE_URL_ENV, server)
-    with pytest.raises(ModelError, match="cannot download Whisper model whisper-tiny.en.*404"):
+    with pytest.raises(ModelError, match=r"cannot download Whisper model whisper-tiny\.en.*404"):
         whisper_models.download("whisper-tiny.en", tmp_path)
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(ModelError, match="unknown Whisper model"):
@@ -190,9 +190,9 @@ def test_config_keys(tmp_path: Path) -> None:
     )
     assert settings.voice.asr == "whisper" and settings.voice.vocabulary == ("Mom", "Ionity Freimann")
     assert VoiceSettings().asr == "auto" and VoiceSettings().whisper_model == "whisper-tiny.en"
-    with pytest.raises(ConfigError, match="voice.asr"):
+    with pytest.raises(ConfigError, match=r"voice\.asr"):
         load_settings(None, None, environ={}, cli_overrides={"voice": {"asr": "kaldi"}})
-    with pytest.raises(ConfigError, match="voice.whisper_threads"):
+    with pytest.raises(ConfigError, match=r"voice\.whisper_threads"):
         load_settings(None, None, environ={}, cli_overrides={"voice": {"whisper_threads": 0}})
 
 

@@ -201,3 +201,21 @@ def test_profiles_pick_the_engine_per_board() -> None:
     assert small.voice.asr == "vosk"
     for board in ("raspberry-pi-5", "jetson-orin-nano", "generic", "head-unit"):
         assert load_settings(None, board, environ={}).voice.asr == "auto", board
+
+
+def test_models_pull_command_fetches_into_the_model_cache(
+    tmp_path: Path, server: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edge_slm.config import Settings
+    from edge_slm.llm.cli_models import cmd_models_pull
+
+    for name in whisper_models.MODEL_FILES:
+        _Handler.files[f"/mirror/whisper-tiny.en/{name}"] = b"x" * 1000
+    monkeypatch.setenv(whisper_models.BASE_URL_ENV, server)
+    settings = Settings(state_dir=str(tmp_path))
+    assert cmd_models_pull(settings, "whisper-tiny.en") == 0
+    target = settings.model_cache_dir / "whisper" / "whisper-tiny.en"
+    assert whisper_models.looks_like_model(target)
+    assert f"whisper-tiny.en: {target}" in capsys.readouterr().out
+    # the listener is handed <cache>/vosk; the Whisper model pulled beside it is what it resolves
+    assert recognizers.whisper_cache_dir(settings.model_cache_dir / "vosk") == target.parent

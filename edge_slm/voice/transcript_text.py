@@ -7,7 +7,8 @@ Whisper makes on short spoken commands, each one only where the repair is unambi
 
 - "9M" / "9:30M" (a spoken "nine am" run together): an upper-case M straight after an hour is "am"
   (a lower-case "5m" stays: metres or minutes);
-- "9.30 am" (a dot in a time followed by am/pm): "9:30 am";
+- "9.30 am" (a dot in a time followed by am/pm): "9:30 am"; "745am" (digits run together before
+  am/pm, minutes 00-59): "7:45 am";
 - "1,000": thousands separators dropped ("1000");
 - a leading "I" before a question or command word ("I how much further" from "uh how much
   further"): dropped, since "I how ..." is never an English sentence;
@@ -20,6 +21,7 @@ from __future__ import annotations
 import re
 
 _RUN_TOGETHER_AM = re.compile(r"\b((?:[1-9]|1[0-2])(?::[0-5]\d)?)\s?M\b")
+_RUN_TOGETHER_TIME = re.compile(r"\b((?:[1-9]|1[0-2]))([0-5]\d)\s?(?=(?:[ap]\.?m\b|[AP]\.?M\b))")
 _DOTTED_TIME = re.compile(r"\b((?:[1-9]|1[0-2]))\.([0-5]\d)(?=\s?(?:[ap]\.?m\b|[AP]\.?M\b))")
 _THOUSANDS = re.compile(r"\b(\d{1,3}),(?=\d{3}\b)")
 _THEIR = re.compile(
@@ -37,6 +39,7 @@ def repair(text: str) -> str:
     s = " ".join(text.split())
     s = _RUN_TOGETHER_AM.sub(r"\1 am", s)
     s = _DOTTED_TIME.sub(r"\1:\2", s)
+    s = _RUN_TOGETHER_TIME.sub(r"\1:\2 ", s)
     while _THOUSANDS.search(s):
         s = _THOUSANDS.sub(r"\1", s)
     s = _THEIR.sub(r"\1 there", s)

@@ -8,7 +8,9 @@ about 0.4-0.6 s for tiny.en int8 on 2 cores here.
 
 Vocabulary bias: Whisper takes an *initial prompt*, text it treats as what was said just before.
 `build_prompt` makes one from example commands (so numbers come out as "9 am", questions get the
-intents' wording) plus the grammar's phrases and the site's names (contacts, places), bounded.
+intents' wording) plus the site's names (contacts, POI names, `voice.vocabulary`), bounded; grammar
+phrases can be added (`max_phrases`), but the generated ones are not idiomatic English and measured
+no better. Before decoding, the audio is high-passed at 120 Hz (engine and fan rumble out).
 
 What comes back is cleaned for the intent tiers (`transcript_text.repair`: "9M" -> "9 am", ...). A
 result is dropped (empty: no transcript at all) when Whisper says it was not speech (no_speech_prob
@@ -73,7 +75,10 @@ STYLE_EXAMPLES: tuple[str, ...] = (
     "Remind me to book a service tomorrow at 9 am.",
     "Why is the engine light on?",
 )
-PROMPT_PHRASES = 8  # grammar phrases in the prompt (they are generated, not always idiomatic)
+PROMPT_PHRASES = 0  # grammar phrases in the prompt: generated, not idiomatic; measured no better than none
+#: Cut below this before Whisper. Measured on 40 training commands (Piper, 10 dB SNR): car noise WER
+#: 12.1 % -> 8.4 % (200 Hz: 8.4 %), factory noise 12.6 % -> 10.7 % (200 Hz: 13.5 %).
+HIGH_PASS_HZ = 120.0
 MAX_PROMPT_CHARS = 600  # Whisper's prompt is at most 223 tokens; a long one also costs decoding time
 _WORD_RE = re.compile(r"[a-z']+")
 
@@ -119,6 +124,23 @@ def build_prompt(
             break
         prompt = f"{prompt} {part}" if prompt else part
     return prompt
+
+
+def high_pass(samples: np.ndarray, cutoff_hz: float, rate_hz: int = 16000) -> np.ndarray:
+    """Remove what lies below `cutoff_hz` (engine harmonics, road rumble, mains hum), zero-phase, by FFT.
+
+    Speech carries little below ~150 Hz that Whisper needs, while cabin and machine noise put most
+    of their energy there; left in, it raises the log-mel spectrogram's maximum (Whisper clamps
+    everything more than 80 dB below it) and its noise floor. A half-cosine ramp over one octave
+    avoids ringing.
+    """
+    if cutoff_hz <= 0 or len(samples) < 2:
+        return samples
+    spectrum = np.fft.rfft(samples)
+    freqs = np.fft.rfftfreq(len(samples), 1.0 / rate_hz)
+    gain = np.clip((freqs - cutoff_hz / 2) / (cutoff_hz / 2), 0.0, 1.0)
+    gain = 0.5 - 0.5 * np.cos(np.pi * gain)
+    return np.fft.irfft(spectrum * gain, n=len(samples)).astype(np.float32)
 
 
 class WhisperModel:
@@ -206,6 +228,7 @@ class WhisperRecognizer:
         vocabulary: Sequence[str] = (),
         max_utterance_s: float = 30.0,
         beam_size: int = 1,
+        high_pass_hz: float = HIGH_PASS_HZ,
     ) -> None:
         if sample_rate_hz != 16000:
             raise ModelError(f"Whisper needs 16 kHz audio; voice.sample_rate_hz is {sample_rate_hz}")
@@ -213,6 +236,7 @@ class WhisperRecognizer:
         self.sample_rate_hz = sample_rate_hz
         self.prompt = build_prompt(phrases, vocabulary)
         self.beam_size = beam_size
+        self.high_pass_hz = high_pass_hz
         self._audio = _Buffer(int(min(max_utterance_s + 1.0, 30.0) * sample_rate_hz))
         self.last_raw_text = ""  # Whisper's text before repair (benchmarks, debugging)
 
@@ -233,6 +257,7 @@ class WhisperRecognizer:
         samples = self._audio.samples()
         if len(samples) < self.sample_rate_hz // 10:
             return AsrResult("", 0.0, (), "none")
+        samples = high_pass(samples, self.high_pass_hz, self.sample_rate_hz)
         raw, confidence = self.model.transcribe(samples, self.prompt, self.beam_size)
         self.last_raw_text = raw
         if normalize(raw) in HALLUCINATIONS:

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edge_slm.config import IntentSettings, VoiceSettings, load_settings
@@ -15,7 +16,7 @@ from edge_slm.errors import ConfigError, ModelError
 from edge_slm.intent.recognizer import IntentRecognizer
 from edge_slm.voice import recognizers, whisper_models
 from edge_slm.voice.transcript_text import repair
-from edge_slm.voice.whisper_asr import MAX_PROMPT_CHARS, STYLE_EXAMPLES, build_prompt
+from edge_slm.voice.whisper_asr import MAX_PROMPT_CHARS, STYLE_EXAMPLES, build_prompt, high_pass
 
 
 @pytest.mark.parametrize(
@@ -24,6 +25,9 @@ from edge_slm.voice.whisper_asr import MAX_PROMPT_CHARS, STYLE_EXAMPLES, build_p
         ("Remind me to book a service tomorrow at 9M.", "Remind me to book a service tomorrow at 9 am."),
         ("Set a reminder for 10:15M to call Bob", "Set a reminder for 10:15 am to call Bob"),
         ("Wake me at 9.30 pm", "Wake me at 9:30 pm"),
+        ("Remind me about the inspection tomorrow at 745am.", "Remind me about the inspection tomorrow at 7:45 am."),
+        ("Meet at 1030 PM", "Meet at 10:30 PM"),
+        ("Room 1275am", "Room 1275am"),  # minutes 75: not a time
         ("Call 1,234,567", "Call 1234567"),
         ("I how much further?", "how much further?"),
         ("is their traffic ahead.", "is there traffic ahead."),
@@ -73,7 +77,7 @@ def test_digits_and_number_words_are_the_same_command(intents: IntentRecognizer)
 
 
 def test_prompt_has_examples_names_and_phrases_and_is_bounded(intents: IntentRecognizer) -> None:
-    prompt = build_prompt(intents.phrases_for_asr(), ["mom", "Doctor Smith", "mom", "  "])
+    prompt = build_prompt(intents.phrases_for_asr(), ["mom", "Doctor Smith", "mom", "  "], max_phrases=8)
     assert prompt.startswith(STYLE_EXAMPLES[0])
     assert "Mom, Doctor Smith." in prompt  # names capitalized, de-duplicated, blanks dropped
     assert len(prompt) <= MAX_PROMPT_CHARS
@@ -81,7 +85,18 @@ def test_prompt_has_examples_names_and_phrases_and_is_bounded(intents: IntentRec
     assert tail.strip(), "grammar phrases follow the names"
     long_names = [f"Person{i}" for i in range(500)]
     assert len(build_prompt((), long_names)) <= MAX_PROMPT_CHARS  # a huge contact list cannot blow the prompt
-    assert build_prompt((), (), max_phrases=0) == " ".join(STYLE_EXAMPLES)
+    assert build_prompt(intents.phrases_for_asr(), ()) == " ".join(STYLE_EXAMPLES)  # default: no grammar phrases
+
+
+def test_high_pass_removes_rumble_and_keeps_speech_band() -> None:
+    rate = 16000
+    t = np.arange(rate) / rate
+    rumble, voice = np.sin(2 * np.pi * 40 * t), np.sin(2 * np.pi * 1000 * t)
+    out = high_pass((rumble + voice).astype(np.float32), 120.0, rate)
+    assert out.dtype == np.float32 and len(out) == rate
+    assert np.allclose(out, voice, atol=1e-3)  # 40 Hz gone, 1 kHz untouched
+    plain = voice.astype(np.float32)
+    assert high_pass(plain, 0.0) is plain  # 0 = off
 
 
 def fake_whisper_model(root: Path) -> Path:

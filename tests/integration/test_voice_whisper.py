@@ -121,6 +121,18 @@ def test_noise_alone_gives_no_transcript(model: Any) -> None:
         assert hear(recognizer, pcm_of(samples)) == [], kind
 
 
+def test_wake_phrase_is_spotted_in_whisper_transcripts(model: Any) -> None:
+    from edge_slm.voice.whisper_asr import WhisperPhraseSpotter
+
+    spotter = WhisperPhraseSpotter(model, ["hey edge"], RATE_HZ)
+    for text, expected in (("hey edge", True), ("take me home", False)):
+        samples, _, _ = make_speech_wavs.with_noise(make_speech_wavs.speak(text, "joe"), "car", 20.0, seed=2)
+        spotter.begin_utterance()
+        spotter.accept(pcm_of(samples))
+        spotted, score = spotter.end_utterance()
+        assert spotted is expected, (text, score)
+
+
 def _command_wav(path: Path, text: str) -> Path:
     samples, _, _ = make_speech_wavs.with_noise(make_speech_wavs.speak(text, "joe"), "car", 20.0, seed=1, lead_s=0.3)
     make_speech_wavs.write_wav(path, samples)

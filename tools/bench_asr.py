@@ -268,7 +268,7 @@ def _words_for_wer(text: str) -> list[str]:
 
 
 FILLERS = frozenset({"uh", "um", "er", "ah", "hmm", "mm", "erm", "uhm"})
-SAME_WORD = {"okay": "ok", "alright": "all right"}
+SAME_WORD = {"okay": "ok", "alright": "all right", "tyres": "tires", "tyre": "tire"}  # spelling, not hearing
 DIGIT_RUN = re.compile(r"\b\d+(?: \d+)+\b")  # "0176 23456" and "0 1 7 6 2 3 4 5 6" are the same number
 
 

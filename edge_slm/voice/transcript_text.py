@@ -7,7 +7,8 @@ Whisper makes on short spoken commands, each one only where the repair is unambi
 
 - "9M" / "9:30M" (a spoken "nine am" run together): an upper-case M straight after an hour is "am"
   (a lower-case "5m" stays: metres or minutes);
-- "9.30 am" (a dot in a time followed by am/pm): "9:30 am"; "745am" (digits run together before
+- "9.30 am", "at 11.30" (Whisper's British time format, before am/pm or after at/by/until/...): "9:30 am",
+  "at 11:30"; "745am" (digits run together before
   am/pm, minutes 00-59): "7:45 am";
 - "1,000": thousands separators dropped ("1000");
 - a leading "I" before a question or command word ("I how much further" from "uh how much
@@ -23,6 +24,9 @@ import re
 _RUN_TOGETHER_AM = re.compile(r"\b((?:[1-9]|1[0-2])(?::[0-5]\d)?)\s?M\b")
 _RUN_TOGETHER_TIME = re.compile(r"\b((?:[1-9]|1[0-2]))([0-5]\d)\s?(?=(?:[ap]\.?m\b|[AP]\.?M\b))")
 _DOTTED_TIME = re.compile(r"\b((?:[1-9]|1[0-2]))\.([0-5]\d)(?=\s?(?:[ap]\.?m\b|[AP]\.?M\b))")
+_DOTTED_TIME_AFTER = re.compile(
+    r"\b((?:at|by|until|till|before|after|around|from) (?:[01]?\d|2[0-3]))\.([0-5]\d)\b", re.IGNORECASE
+)
 _THOUSANDS = re.compile(r"\b(\d{1,3}),(?=\d{3}\b)")
 _THEIR = re.compile(
     r"\b(is|are|Is|Are) their(?= (?:any|a|an|some|much|traffic|congestion|construction|roadworks?|delays?|"
@@ -39,6 +43,7 @@ def repair(text: str) -> str:
     s = " ".join(text.split())
     s = _RUN_TOGETHER_AM.sub(r"\1 am", s)
     s = _DOTTED_TIME.sub(r"\1:\2", s)
+    s = _DOTTED_TIME_AFTER.sub(r"\1:\2", s)
     s = _RUN_TOGETHER_TIME.sub(r"\1:\2 ", s)
     while _THOUSANDS.search(s):
         s = _THOUSANDS.sub(r"\1", s)

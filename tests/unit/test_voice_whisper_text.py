@@ -28,6 +28,9 @@ from edge_slm.voice.whisper_asr import MAX_PROMPT_CHARS, STYLE_EXAMPLES, build_p
         ("Remind me about the inspection tomorrow at 745am.", "Remind me about the inspection tomorrow at 7:45 am."),
         ("Meet at 1030 PM", "Meet at 10:30 PM"),
         ("Room 1275am", "Room 1275am"),  # minutes 75: not a time
+        ("Create a meeting with sales at 11.30.", "Create a meeting with sales at 11:30."),
+        ("Reserve until 18.45", "Reserve until 18:45"),
+        ("It costs 4.50", "It costs 4.50"),  # no time word: a price stays
         ("Call 1,234,567", "Call 1234567"),
         ("I how much further?", "how much further?"),
         ("is their traffic ahead.", "is there traffic ahead."),

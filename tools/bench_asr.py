@@ -308,13 +308,53 @@ def transcribe_wav(recognizer: Any, pcm: bytes, vad: str = "energy", trailing_ms
     return " ".join(texts), decode_s
 
 
-def _action_key(intent: Any) -> tuple[str, tuple[tuple[str, str], ...]] | None:
+_ORDINALS = {
+    w: f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+    for n, w in enumerate(
+        [
+            "zeroth",
+            "first",
+            "second",
+            "third",
+            "fourth",
+            "fifth",
+            "sixth",
+            "seventh",
+            "eighth",
+            "ninth",
+            "tenth",
+            "eleventh",
+            "twelfth",
+            "thirteenth",
+            "fourteenth",
+            "fifteenth",
+            "sixteenth",
+            "seventeenth",
+            "eighteenth",
+            "nineteenth",
+            "twentieth",
+        ]
+    )
+}
+
+
+def same_value(text: str) -> str:
+    """A slot value as the action it causes: spelling, digits vs words, ordinals, articles and spaces aside.
+
+    "221 Baker Street" = "two twenty one baker street", "June 5th" = "june fifth", "team stand up" =
+    "team standup", "the farmer's market" = "farmers market"; "hotel area" != "hotel marriott".
+    """
+    words = [_ORDINALS.get(w, w) for w in _words_for_wer(text.replace("'", ""))]
+    return "".join(w for w in words if w not in ("a", "an", "the")).replace(":", "")
+
+
+def _action_key(intent: Any, strict: bool = False) -> tuple[str, tuple[tuple[str, str], ...]] | None:
     from edge_slm.intent.schema import ACTION_INTENTS
 
     if intent.name not in ACTION_INTENTS:
         return None
-    # "pier 39" and "pier thirty nine" are the same destination: slots compared as WER words
-    return intent.name, tuple(sorted((k, " ".join(_words_for_wer(str(v)))) for k, v in intent.slots.items()))
+    canon = (lambda v: " ".join(_words_for_wer(v))) if strict else same_value
+    return intent.name, tuple(sorted((k, canon(str(v))) for k, v in intent.slots.items()))
 
 
 def site_vocabulary(path: Path | None) -> list[str]:
@@ -377,7 +417,7 @@ def bench_accuracy(args: argparse.Namespace) -> None:
     for voice in voices:
         spoken = [make_speech_wavs.speak(r["text"], voice) for r in rows]
         for kind, snr in conds:
-            word_errors = ref_words = intent_ok = unsafe = wrong_actions = empty = 0
+            word_errors = ref_words = intent_ok = unsafe = unsafe_spelling = wrong_actions = empty = 0
             decode: list[float] = []
             audio_s = 0.0
             for i, (row, speech) in enumerate(zip(rows, spoken, strict=True)):
@@ -396,10 +436,13 @@ def bench_accuracy(args: argparse.Namespace) -> None:
                 ok = got.name == row["intent"] if got is not None else row["intent"] == "unknown"
                 intent_ok += ok
                 got_action = _action_key(got) if got is not None else None
-                gold_action = _action_key(typed[i])
-                if got_action is not None and got_action != gold_action:
-                    unsafe += 1  # speech caused an action the typed words do not
+                if got_action is not None and got_action != _action_key(typed[i]):
+                    unsafe += 1  # speech caused an action the typed words do not (a different one or none)
                     errors.append(f"UNSAFE {voice} {kind}{snr or ''}: {row['text']!r} heard {text!r} -> {got_action}")
+                elif (
+                    got is not None and got_action is not None and _action_key(got, True) != _action_key(typed[i], True)
+                ):
+                    unsafe_spelling += 1  # the same action, its slot spelled differently ("5th" / "fifth")
                 if got_action is not None and (got.name != row["intent"]):
                     wrong_actions += 1
                 if args.errors and (not ok or edit_distance(ref, hyp)):
@@ -416,6 +459,7 @@ def bench_accuracy(args: argparse.Namespace) -> None:
                 "intent_acc": intent_ok / len(rows),
                 "typed_acc": typed_ok / len(rows),
                 "unsafe": unsafe,
+                "same_action_other_spelling": unsafe_spelling,
                 "wrong_action_intent": wrong_actions,
                 "empty": empty,
                 "decode_p50_s": statistics.median(decode) if decode else float("nan"),
@@ -428,13 +472,14 @@ def bench_accuracy(args: argparse.Namespace) -> None:
                 f"WER {100 * entry['wer']:5.1f} %  intent {100 * entry['intent_acc']:5.1f} % "
                 f"(typed {100 * entry['typed_acc']:5.1f}, "
                 f"diff {100 * (entry['intent_acc'] - entry['typed_acc']):+5.1f})  "
-                f"unsafe {unsafe}  empty {empty}  decode p50 {1000 * entry['decode_p50_s']:.0f} ms "
+                f"unsafe {unsafe} (+{unsafe_spelling} spelled otherwise)  empty {empty}  "
+                f"decode p50 {1000 * entry['decode_p50_s']:.0f} ms "
                 f"p95 {1000 * entry['decode_p95_s']:.0f} ms  RTF {entry['rtf']:.2f}",
                 flush=True,
             )
     print(f"\n{len(table) * len(rows)} utterances in {time.perf_counter() - started:.0f} s")
     print("\n| voice | noise | SNR dB | n | WER % | intent % | typed % | diff (points) | unsafe | empty |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")  # unsafe: an action the typed words do not cause
     for e in table:
         print(
             f"| {e['voice']} | {e['noise']} | {'-' if e['snr_db'] is None else int(e['snr_db'])} | {e['n']} | "

@@ -119,6 +119,10 @@ class VoiceSettings:
     announce_repeat_s: float = 300.0  # the same fault is not announced again within this
     context_ttl_s: float = 60.0  # how long "there" / "them" refer to the last turn
     confirm_actions: tuple[str, ...] = ()  # action kinds held until "yes": "call", "navigate", "calendar"
+    asr: str = "auto"  # "vosk" | "whisper" | "auto" (Whisper when its model is installed, else Vosk)
+    whisper_model: str = "whisper-tiny.en"  # path or known name (the installed wheel, else the model cache)
+    whisper_threads: int = 2  # CTranslate2 CPU threads for one utterance
+    vocabulary: tuple[str, ...] = ()  # names (contacts, places) to bias Whisper toward
 
 
 @dataclass(frozen=True)
@@ -244,6 +248,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "voice.vad": ("energy", "webrtc", "hybrid"),
     "voice.tts": ("auto", "piper", "espeak", "off"),
     "voice.announce_severity": ("off", "info", "warning", "critical"),
+    "voice.asr": ("auto", "vosk", "whisper"),
     "model.type_k": ("f32", "f16", "q8_0", "q4_0"),
     "model.type_v": ("f32", "f16", "q8_0", "q4_0"),
 }
@@ -264,6 +269,7 @@ _POSITIVE: frozenset[str] = frozenset(
         "voice.sample_rate_hz",
         "voice.max_utterance_s",
         "voice.tts_threads",
+        "voice.whisper_threads",
         "detect.anomaly_warmup_samples",
         "detect.anomaly_z_threshold",
         "detect.history_samples",

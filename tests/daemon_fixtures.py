@@ -29,7 +29,7 @@ def daemon_settings(port: int, state_dir: Path, **overrides: Any) -> Settings:
             "reconnect_min_s": 0.2,
         },
         "model": {"enabled": False},
-        "voice": {"enabled": False},
+        "voice": {"enabled": False, "tts": "off"},  # tests that listen or speak say so
         "intent": {"semantic": {"enabled": False}},  # like the SLM: tests that need the encoder turn it on
     }
     for key, value in overrides.items():

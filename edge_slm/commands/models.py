@@ -73,9 +73,9 @@ def cmd_models_list(settings: Settings) -> int:
 
 def cmd_models_pull(settings: Settings, name: str) -> int:
     from edge_slm.llm.models import pull, sha256_file
-    from edge_slm.voice import vosk_models
+    from edge_slm.voice import vosk_models, whisper_models
 
-    if name in vosk_models.KNOWN_MODELS:  # speech models share the command and the cache root
+    if name in vosk_models.KNOWN_MODELS or name in whisper_models.KNOWN_MODELS:  # speech models share the cache
         shown = [-1]
 
         def progress(done: int, total: int) -> None:
@@ -86,7 +86,10 @@ def cmd_models_pull(settings: Settings, name: str) -> int:
                     f"\r{name}: {done / 1e6:.1f} / {total / 1e6:.1f} MB ({pct}%)", end="", file=sys.stderr, flush=True
                 )
 
-        target = vosk_models.download(name, settings.model_cache_dir / "vosk", progress=progress)
+        if name in whisper_models.KNOWN_MODELS:
+            target = whisper_models.download(name, settings.model_cache_dir / "whisper", progress=progress)
+        else:
+            target = vosk_models.download(name, settings.model_cache_dir / "vosk", progress=progress)
         print(file=sys.stderr)
         _print(f"{name}: {target}")
         return EXIT_OK

@@ -168,7 +168,9 @@ class VoiceFlow:
             self.components["microphone"] = ComponentStatus(Health.DISABLED)
             return
         self.assistant.start_speech(self._on_speech_status)  # speech works without a microphone too
-        if not voice.vosk_model:
+        from edge_slm.voice.recognizers import choose_engine, poi_names
+
+        if not voice.vosk_model and choose_engine(voice, self._settings.model_cache_dir / "vosk") == "vosk":
             self.components["microphone"] = ComponentStatus(
                 Health.OFF, "no voice.vosk_model configured (transcripts over MQTT still work)"
             )
@@ -188,6 +190,7 @@ class VoiceFlow:
             min_grammar_confidence=voice.min_grammar_confidence,
             open_fallback=voice.open_fallback,
             debug=self._settings.log_level == "debug",
+            vocabulary=poi_names(self.responder.pois if self.responder is not None else None),
         )
         if self._source_factory is None:  # half-duplex only where the microphone can hear the speaker
             self._listener.own_speech = self.assistant.heard_itself

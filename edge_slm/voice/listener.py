@@ -73,6 +73,7 @@ class VoiceListener:
         open_fallback: bool = True,
         max_asr_backlog_blocks: int = 1000,
         debug: bool = False,
+        vocabulary: Sequence[str] = (),
     ) -> None:
         self.settings = voice_settings
         self.phrases = tuple(phrases) + tuple(voice_settings.phrases)
@@ -85,6 +86,7 @@ class VoiceListener:
         self.open_fallback = open_fallback
         self.max_asr_backlog_blocks = max_asr_backlog_blocks
         self.debug = debug
+        self.vocabulary = tuple(vocabulary)  # names to bias the recognizer toward (Whisper's prompt)
         rate = voice_settings.sample_rate_hz
         self._source_factory: SourceFactory = source_factory or (
             lambda: SoundDeviceSource(voice_settings.input_device, rate)
@@ -92,7 +94,7 @@ class VoiceListener:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._recognizer: Any = None  # asr.VoskRecognizer, created on the asr thread
+        self._recognizer: Any = None  # asr.Recognizer (Vosk or Whisper), created on the asr thread
         self._spotter: Any = None  # asr.PhraseSpotter in wake mode
         self._source: AudioSource | None = None
         self._endpointer: Endpointer | None = None
@@ -248,23 +250,21 @@ class VoiceListener:
         return True
 
     def _build_recognizer(self) -> None:
-        from edge_slm.voice.asr import PhraseSpotter, VoskModel, VoskRecognizer
+        from edge_slm.voice.recognizers import build_recognizer  # Vosk or Whisper, by voice.asr
 
-        s = self.settings
-        model = VoskModel(s.vosk_model, self.cache_dir, debug=self.debug)
-        recognizer = VoskRecognizer(
-            model,
-            s.sample_rate_hz,
+        built = build_recognizer(
+            self.settings,
             self.phrases,
-            grammar_mode=s.grammar_mode,
+            self.cache_dir,
+            wake=self.activation is Activation.WAKE,
+            vocabulary=self.vocabulary,
             min_grammar_confidence=self.min_grammar_confidence,
             open_fallback=self.open_fallback,
+            debug=self.debug,
         )
-        if self.activation is Activation.WAKE:
-            self._spotter = PhraseSpotter(model, [s.wake_phrase], s.sample_rate_hz, fillers=self.phrases)
-        self._recognizer = recognizer
-        mode = f"grammar of {len(recognizer.phrases)} phrases + open" if recognizer.grammar_active else "open"
-        self._report("asr", ComponentStatus(Health.OK, f"{model.path.name} ({mode})"))
+        self._spotter = built.spotter
+        self._recognizer = built.recognizer
+        self._report("asr", ComponentStatus(Health.OK, built.description))
 
     def _open_source(self) -> bool:
         try:

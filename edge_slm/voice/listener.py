@@ -68,9 +68,6 @@ class VoiceListener:
         *,
         source_factory: SourceFactory | None = None,
         cache_dir: Path | None = None,
-        vad: str = "energy",
-        min_grammar_confidence: float = 0.6,
-        open_fallback: bool = True,
         max_asr_backlog_blocks: int = 1000,
         debug: bool = False,
         vocabulary: Sequence[str] = (),
@@ -81,9 +78,6 @@ class VoiceListener:
         self.on_status = on_status
         self.activation = Activation(voice_settings.activation)
         self.cache_dir = cache_dir
-        self.vad_kind = vad
-        self.min_grammar_confidence = min_grammar_confidence
-        self.open_fallback = open_fallback
         self.max_asr_backlog_blocks = max_asr_backlog_blocks
         self.debug = debug
         self.vocabulary = tuple(vocabulary)  # names to bias the recognizer toward (Whisper's prompt)
@@ -258,8 +252,8 @@ class VoiceListener:
             self.cache_dir,
             wake=self.activation is Activation.WAKE,
             vocabulary=self.vocabulary,
-            min_grammar_confidence=self.min_grammar_confidence,
-            open_fallback=self.open_fallback,
+            min_grammar_confidence=self.settings.min_grammar_confidence,
+            open_fallback=self.settings.open_fallback,
             debug=self.debug,
         )
         self._spotter = built.spotter
@@ -274,7 +268,7 @@ class VoiceListener:
             self._report("microphone", ComponentStatus(Health.MISSING, _reason(err)))
             return False
         s = self.settings
-        self._endpointer = make_endpointer(self.vad_kind, s.sample_rate_hz, s.trailing_silence_ms, s.max_utterance_s)
+        self._endpointer = make_endpointer(s.vad, s.sample_rate_hz, s.trailing_silence_ms, s.max_utterance_s)
         self._source = source
         self._count("device_opens")
         self._source_live = False  # "ok" is reported when the first audio arrives, not at open

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge_slm.downloads import download_file
 from edge_slm.errors import ModelError
-from edge_slm.llm.models import download_file
 
 log = logging.getLogger(__name__)
 

@@ -155,7 +155,7 @@ def test_steady_noise_then_speech_in_it(pulse_server: PulseServer, wavs: dict[st
 
 
 def test_grammar_mode_returns_only_phrases(pulse_server: PulseServer, wavs: dict[str, Any], make_harness: Any) -> None:
-    h = make_harness(open_fallback=False)
+    h = make_harness(settings={"open_fallback": False})
     h.wait_mic("ok")
     for name in ("ko2.wav", "en3.wav", "ko0.wav"):
         play(pulse_server, wavs, name)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from edge_slm.config import DetectSettings
@@ -146,12 +146,27 @@ class Detector:
             parts.append(f"{templates.safe_name(signal)}: level {nearest + 1} of {len(ranked)} ({value:g})")
         return "; ".join(parts)
 
-    def device_history(self, device: str) -> dict[str, list[tuple[float, float]]]:
-        """The recent history of every signal of one device (for diagnosing its alerts)."""
+    def device_history(
+        self, device: str, first: Iterable[str] = (), limit: int = 0
+    ) -> dict[str, list[tuple[float, float]]]:
+        """The recent history of one device's signals (for diagnosing its alerts): those named in
+        `first` (the alerted signal, the ones the fault knowledge asks about), then the others, at
+        most `limit` in all (0: no limit). A device with hundreds of signals then costs a diagnosis
+        bounded work, whatever a sender invents."""
         dev = self._devices.get(device)
         if dev is None:
             return {}
-        return {signal: list(state.history) for signal, state in dev.series.items()}
+        out: dict[str, list[tuple[float, float]]] = {}
+        for signal in first:
+            state = dev.series.get(signal)
+            if state is not None:
+                out[signal] = list(state.history)
+        for signal, state in dev.series.items():
+            if limit and len(out) >= limit:
+                break
+            if signal not in out:
+                out[signal] = list(state.history)
+        return out
 
     def restore_firing(self, alert: Alert) -> None:
         """After a restart: the rule that raised a persisted firing alert starts out firing,

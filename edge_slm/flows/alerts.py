@@ -29,6 +29,8 @@ from edge_slm.telemetry.pipeline import DeadLetterSink, TelemetryPipeline
 
 log = logging.getLogger(__name__)
 
+DIAGNOSIS_MAX_SIGNALS = 32  # a device's signals one diagnosis reads (co-movement beyond these is not looked at)
+
 
 class AlertFlow:
     def __init__(
@@ -92,7 +94,10 @@ class AlertFlow:
         )
         if alert.state is AlertState.FIRING:
             history = self._detector.history(alert.device, alert.signal)
-            device_history = self._detector.device_history(alert.device)  # the diagnosis reads every signal
+            # the diagnosis reads the device's other signals: the knowledge's first, bounded in number
+            device_history = self._detector.device_history(
+                alert.device, (alert.signal, *self.explainer.evidence_signals(alert.rule)), DIAGNOSIS_MAX_SIGNALS
+            )
             future = self.explainer.explain(alert, history, device_history)
             self._explaining += 1
             self._all_explained.clear()

@@ -450,6 +450,11 @@ class AlertExplainer:
             self._cond.notify()
         return out
 
+    def evidence_signals(self, rule: str) -> tuple[str, ...]:
+        """The signals the fault knowledge of `rule` asks about (plain names; patterns are left out)."""
+        names = {c.signal for cause in self.knowledge.causes_for(rule) for c in cause.evidence if c.signal}
+        return tuple(sorted(n for n in names if "*" not in n))
+
     def counts(self) -> dict[str, int]:
         """A copy of the outcome counters (safe from any thread)."""
         with self._cond:

@@ -73,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     devices = sub.add_parser("devices", help="list audio input devices and their sample rates")
     del devices
+
+    tune = sub.add_parser("tune", help="LoRA-tune the model on this site's rules and commands (needs [tune])")
+    _add_config_flags(tune)
+    from edge_slm.tune.cli import add_arguments as add_tune_arguments
+
+    add_tune_arguments(tune)
     return parser
 
 
@@ -160,6 +166,14 @@ def cmd_devices(args: argparse.Namespace) -> int:
     return list_devices()
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    _configure_logging(settings.log_level)
+    from edge_slm.tune.cli import cmd_tune as run_tune
+
+    return run_tune(settings, args)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from edge_slm.demo import run_demo
 
@@ -174,6 +188,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "intent": cmd_intent,
     "models": cmd_models,
     "devices": cmd_devices,
+    "tune": cmd_tune,
 }
 
 

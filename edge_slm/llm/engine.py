@@ -27,7 +27,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -682,8 +682,9 @@ def check_model(settings: Settings) -> MemoryEstimate:
 def load_model(settings: Settings, *, state_dir: str | os.PathLike[str] | None = None) -> LoadedModel:
     from edge_slm.llm.gguf_info import check_admission, inspect_gguf
     from edge_slm.llm.models import KNOWN_MODELS, resolve_model
+    from edge_slm.tune.adapters import resolve_lora_path  # no torch here: picks the "auto" LoRA adapter
 
-    ms = settings.model
+    ms = replace(settings.model, lora_path=resolve_lora_path(settings.model, settings.effective_state_dir))
     path = resolve_model(ms, settings.model_cache_dir)
     info = inspect_gguf(path)
     estimate = check_admission(info, ms)

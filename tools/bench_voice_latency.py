@@ -39,7 +39,7 @@ MODEL_TIER_COMMAND = "steer us toward the old mill by the river"
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def measure(pub: object, rec: Recorder, n: int, tag: str) -> list[float]:

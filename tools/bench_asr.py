@@ -401,6 +401,14 @@ def bench_accuracy(args: argparse.Namespace) -> None:
     from edge_slm.intent.recognizer import IntentRecognizer
 
     intents = IntentRecognizer(IntentSettings(model_fallback=False), None)  # the grammar tier, as shipped
+    if args.semantic:  # and the semantic tier, as the daemon runs it
+        from edge_slm.config import Settings
+        from edge_slm.intent.semantic import build_semantic_tier
+
+        intents.attach_semantic(build_semantic_tier(Settings(), intents.grammar))
+        if intents.semantic is not None:
+            intents.semantic.warm_up()
+    print(f"intent tiers: grammar{' + semantic' if intents.semantic is not None else ''}")
     rows = make_speech_wavs.load_rows(args.data, args.limit, args.seed)
     voices = args.voices.split(",")
     conds = make_speech_wavs.conditions(args.noises.split(","), [float(x) for x in args.snrs.split(",")])
@@ -592,6 +600,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--snrs", default="20,10,5")
     parser.add_argument("--vad", default="energy", help="accuracy: endpointer detector")
     parser.add_argument("--errors", action="store_true", help="accuracy: list every miss")
+    parser.add_argument("--semantic", action="store_true", help="accuracy: grammar + semantic tier (default: grammar)")
     parser.add_argument("--json", type=Path, default=None, help="accuracy: also write the table as JSON")
     args = parser.parse_args(argv)
     {

@@ -150,9 +150,12 @@ class Daemon:
             self.alerts.explanation_listeners.append(self.ha.on_explanation)
         self.metrics_server: MetricsServer | None = None
         if settings.metrics.http_port:
+            # A scrape reads a snapshot taken on the loop: the HTTP thread never reads the loop's
+            # state or the outbox connection itself.
             self.metrics_server = MetricsServer(
-                self.metrics_snapshot, settings.metrics.http_host, settings.metrics.http_port
+                lambda: self._scraped_metrics, settings.metrics.http_host, settings.metrics.http_port
             )
+        self._scraped_metrics: dict[str, Any] = {}
         self.components: dict[str, ComponentStatus] = {"model": ComponentStatus(Health.DISABLED)}
         self._tasks: list[asyncio.Task[None]] = []
         self._started_ts = time.time()
@@ -190,7 +193,6 @@ class Daemon:
         self.voice.prepare(self.engine)
         if self.metrics_server is not None:
             self.metrics_server.start()  # a port in use is a StartupError (exit 3)
-            self._tasks.append(asyncio.create_task(self._refresh_scraped_metrics(), name="metrics-scrape"))
         loop = asyncio.get_running_loop()
         self.bus.start(loop)
         self.voice.start()
@@ -199,6 +201,8 @@ class Daemon:
             asyncio.create_task(self._publish_metrics_periodically(), name="metrics"),
             asyncio.create_task(self._save_learned_periodically(), name="save-learned"),
         ]
+        if self.metrics_server is not None:
+            self._tasks.append(asyncio.create_task(self._refresh_scraped_metrics(), name="metrics-scrape"))
         # Its own thread: model prefixes and the sentence encoder load while alerts already flow, and a
         # waiting driver's request is served before the warm-up's.
         threading.Thread(target=self._warm_up, name="warm-up", daemon=True).start()

@@ -382,12 +382,10 @@ class AlertExplainer:
     def warm(self) -> object | None:
         """Put the explainer's fixed prompt prefix into the model's KV cache (loading the saved state
         when there is one). Call once after loading; never raises. Returns the engine's PrefixState."""
-        prepare = getattr(self.engine, "prepare_prefix", None)
-        if prepare is None:
+        if self.engine is None:
             return None
         try:
-            state: object = prepare(SYSTEM_PROMPT, FEW_SHOT)
-            return state
+            return self.engine.prepare_prefix(SYSTEM_PROMPT, FEW_SHOT)
         except Exception as err:
             log.warning("could not prepare the explanation prompt prefix: %s", err)
             return None

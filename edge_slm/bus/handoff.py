@@ -13,10 +13,13 @@ import asyncio
 import collections
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+DRAIN_SLICE_S = 0.005  # the most loop time one drain of posted callbacks takes before it yields
 
 
 class LoopWaker:
@@ -71,10 +74,16 @@ class CallQueue:
         self._waker.wake()
 
     def _drain(self) -> None:
-        # Only what is here now: producers that keep posting cannot hold the loop in this drain.
+        # Only what is here now, and at most DRAIN_SLICE_S of it: a burst of thousands of callbacks
+        # (an alert flood's explanations) must not hold the loop; the rest runs after a yield.
+        started = time.perf_counter()
         for _ in range(len(self._calls)):
             fn, args = self._calls.popleft()
             try:
                 fn(*args)
             except Exception:  # one failing callback must not drop the others
                 log.exception("callback %r failed on the loop", fn)
+            if time.perf_counter() - started > DRAIN_SLICE_S:
+                break
+        if self._calls:
+            self._waker.wake()  # after the loop's other ready work

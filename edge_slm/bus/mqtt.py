@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 # CONNACK reason codes that mean "this broker does not speak MQTT 5" (v3 rc 1 / v5 0x84).
 _UNSUPPORTED_PROTOCOL = {1, 132}
 BACKPRESSURE_WAIT_S = 5.0
+ACKS_PER_WAKE = 256
 # MQTT 5 Receive Maximum caps the QoS 1/2 messages the broker sends us before our acks; the
 # protocol's own ceiling is 65535.
 MAX_RECEIVE_MAXIMUM = 65535
@@ -356,9 +357,12 @@ class MqttBus:
         """On the loop: hand over the PUBACKs and inbound messages that arrived since the last wake."""
         self.counters.loop_wakeups += 1
         if self._acked:
-            mids = [self._acked.popleft() for _ in range(len(self._acked))]
+            # In slices: thousands of PUBACKs after an alert flood are thousands of outbox updates.
+            mids = [self._acked.popleft() for _ in range(min(len(self._acked), ACKS_PER_WAKE))]
             if self._on_published is not None:
                 self._on_published(mids)
+            if self._acked and self._waker is not None:
+                self._waker.wake()  # the rest after the loop's other ready work
         if self._inbox and self._inbox_event is not None:
             self._inbox_event.set()
 

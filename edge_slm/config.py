@@ -81,6 +81,9 @@ class ModelSettings:
     type_k: str = "f16"
     type_v: str = "f16"
     lora_path: str = ""
+    # the examples in the fixed prompt prefix: "auto" leaves them out when a LoRA adapter is loaded
+    # (`edge-slm tune` trains without them, so a tuned model sees the prompts it learned; the prefill is shorter)
+    few_shot: str = "auto"  # "auto" | "always" | "never"
     explain_max_tokens: int = 160  # summary + cause + action as JSON; fewer truncates it
     explain_alerts: bool = True
     explain_deadline_s: float = 2.5  # then the knowledge text goes out (at once when the model cannot make it)
@@ -243,6 +246,7 @@ class Settings:
 _CHOICES: dict[str, tuple[str, ...]] = {
     "log_level": ("debug", "info", "warning", "error"),
     "model.mode": ("local", "pool"),
+    "model.few_shot": ("auto", "always", "never"),
     "mqtt.protocol": ("auto", "5", "3.1.1"),
     "voice.activation": ("always", "wake", "push"),
     "voice.vad": ("energy", "webrtc", "hybrid"),

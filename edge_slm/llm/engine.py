@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -168,7 +168,18 @@ class LlamaCppEngine:
         """The underlying llama_cpp.Llama (for benchmarks; do not use it while requests run)."""
         return self._llm
 
+    @property
+    def uses_few_shot(self) -> bool:
+        """Whether prompts keep the requests' few-shot examples (model.few_shot; "auto": not with an adapter)."""
+        mode = self.settings.few_shot
+        return mode == "always" or (mode == "auto" and not self.settings.lora_path)
+
+    def _shots(self, few_shot: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+        return tuple(few_shot) if self.uses_few_shot else ()
+
     def submit(self, request: GenerationRequest) -> Future[GenerationResult]:
+        if request.few_shot and not self.uses_few_shot:
+            request = replace(request, few_shot=())
         return self._jobs.submit(int(request.priority), request.deadline_s, request=request)
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
@@ -419,8 +430,9 @@ class LlamaCppEngine:
     ) -> PrefixState:
         """Put a fixed prefix into the KV cache (from disk when saved before, else by evaluating it
         and saving it). Runs on the worker at background priority; blocks until done."""
+        shots = self._shots(few_shot)
         fut = self._jobs.submit(
-            int(Priority.BACKGROUND), timeout_s, call=lambda: self._prepare_prefix(system, few_shot, save)
+            int(Priority.BACKGROUND), timeout_s, call=lambda: self._prepare_prefix(system, shots, save)
         )
         result: PrefixState = fut.result()
         return result

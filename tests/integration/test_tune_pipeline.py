@@ -195,3 +195,36 @@ def test_edge_slm_tune_command(tiny: Path, tmp_path: Path, capsys: pytest.Captur
     assert (run / "adapter.gguf").is_file() and (run / "report.json").is_file()
     assert not (tmp_path / "state" / "adapters").exists()  # the random model did not win
     assert main([*args[:3], "--max-steps", "0"]) == 3  # bad numbers: one line, exit 3
+
+
+def test_tuned_engine_prompts_as_trained(tiny: Path, tmp_path: Path) -> None:
+    """Training leaves the few-shot pairs out, so an engine with the adapter leaves them out too
+    (model.few_shot = "auto"); "always" keeps them."""
+    from edge_slm.config import ModelSettings
+    from edge_slm.llm.api import GenerationRequest
+    from edge_slm.llm.engine import LlamaCppEngine
+    from edge_slm.tune.export import export_gguf_lora
+    from edge_slm.tune.train import TrainSettings, train_lora
+
+    tokenizer = PromptTokenizer(tiny)
+    try:
+        data = [tokenizer.encode(e, 128) for e in _examples()[:2]]
+        pad = tokenizer.eos_id
+    finally:
+        tokenizer.close()
+    settings = TrainSettings(rank=2, alpha=4, batch_size=1, max_steps=1, max_tokens=128, checkpoint_every_s=0.0)
+    result = train_lora(tiny, data, tmp_path / "run", settings, pad_id=pad, progress=False)
+    adapter = export_gguf_lora(result.adapter_dir, tiny, tmp_path / "adapter.gguf")
+    few = (("turn on the fan", '{"intent": "unknown"}'),)
+    request = GenerationRequest(system="You classify commands.", few_shot=few, user="call mom", max_tokens=1)
+    prompt_tokens = {}
+    for mode in ("auto", "always"):
+        with LlamaCppEngine(tiny, ModelSettings(n_ctx=512, lora_path=str(adapter), few_shot=mode)) as engine:
+            assert engine.uses_few_shot is (mode == "always")
+            with_shots = engine.generate(request).prompt_tokens
+            without = engine.generate(GenerationRequest(system=request.system, user="call mom", max_tokens=1))
+            prompt_tokens[mode] = (with_shots, without.prompt_tokens)
+    assert prompt_tokens["auto"][0] == prompt_tokens["auto"][1]
+    assert prompt_tokens["always"][0] > prompt_tokens["always"][1]
+    with LlamaCppEngine(tiny, ModelSettings(n_ctx=512)) as base:
+        assert base.uses_few_shot  # no adapter: the examples stay

@@ -301,6 +301,7 @@ class _Pool(_Engine):
 
     def __init__(self, data: dict[str, str], service_s: float, workers: int) -> None:
         super().__init__(data, service_s)
+        self.answer = data
         self._lock = threading.Semaphore(workers)  # type: ignore[assignment]
         self._count_lock = threading.Lock()
         self.running = self.peak = 0
@@ -316,14 +317,14 @@ class _Pool(_Engine):
                 time.sleep(self.service_s)
                 with self._count_lock:
                     self.running -= 1
-                f.set_result(GenerationResult("", dict(self.data or {}), 1, 1, self.service_s))
+                f.set_result(GenerationResult("", dict(self.answer), 1, 1, self.service_s))
 
         threading.Thread(target=serve, daemon=True).start()
         return f
 
 
 def test_a_pool_gets_as_many_requests_at_once_as_the_explainer_allows() -> None:
-    pool = _Pool(GOOD, service_s=0.1, workers=8)
+    pool: Any = _Pool(GOOD, service_s=0.1, workers=8)
     ex = AlertExplainer(pool, deadline_s=30.0, knowledge=KNOWLEDGE, max_inflight=3)  # none shed
     futures = [ex.explain(ALERT, device_history=HISTORY) for _ in range(12)]
     assert all(f.result(timeout=10).explained_by == "model" for f in futures)
@@ -335,7 +336,8 @@ def test_a_pool_gets_as_many_requests_at_once_as_the_explainer_allows() -> None:
 def test_shedding_counts_every_slot_of_a_pool(max_inflight: int, shed: int) -> None:
     # hung engine, 1 s per explanation measured, 2.5 s deadline: each slot can take its request in
     # flight and one more; the rest of the 10 alerts get the knowledge text at once
-    ex = AlertExplainer(_Engine(None), deadline_s=2.5, knowledge=KNOWLEDGE, max_inflight=max_inflight)
+    hung: Any = _Engine(None)
+    ex = AlertExplainer(hung, deadline_s=2.5, knowledge=KNOWLEDGE, max_inflight=max_inflight)
     ex.service_s = 1.0
     futures = [ex.explain(ALERT, device_history=HISTORY) for _ in range(10)]
     time.sleep(0.5)

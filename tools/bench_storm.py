@@ -6,13 +6,16 @@ how long until every alert has its final explanation on the bus, with
   A: one node (`edge-slm run`, model.mode = "local") explaining with its own SmolLM2, and
   B: one node in model.mode = "pool" + W `edge-slm worker` processes, each with its own SmolLM2.
 
-Every process is a real subprocess on a Mosquitto of its own (free port). The llama.cpp thread
+Every process is a real subprocess on a Mosquitto of its own (free port); the node keeps
+`model.pool_inflight` = W explanations at the pool at once. The llama.cpp thread
 budget is set per process so that A and B use the same model cores: a pool-mode node loads no
 model (there is no overflow mode: all its model work goes to the pool), so B's cores are the
 workers' W x T and A's node gets W x T threads (override with --a-threads).
 
-Per configuration: storm-to-all-explained time, explanations by the model vs the knowledge text
-("template"), lost alerts (fired, never explained), duplicated explanations (one alert id
+Before the storm, W warm-up alerts (1 in A) are explained so every model has its prompt prefix
+cached. Per configuration: storm-to-all-explained time, explanations by the model vs the knowledge
+text ("template"; split into `rejected`: the model answered but its text failed the quality gate,
+and `no time`: shed, expired or timed out), lost alerts (fired, never explained), duplicated explanations (one alert id
 explained twice), and the node's explainer/pool counters from its metrics topic.
 
     .venv/bin/python tools/bench_storm.py --alerts 100 --workers 2 --threads-per-process 1 \
@@ -20,7 +23,10 @@ explained twice), and the node's explainer/pool counters from its metrics topic.
     .venv/bin/python tools/bench_storm.py --alerts 100 --deadline-s 2.5   # the real default deadline
 
 The default deadline (600 s, the pool's maximum) measures throughput; the explainer still sheds
-alerts beyond its bounded queue (max_pending = 64) to the knowledge text at once.
+alerts beyond its bounded queue (AlertExplainer max_pending = 64) to the knowledge text at once, so
+with --alerts 100 at least 36 fall back in A and B alike. Do not run it next to other CPU work:
+llama.cpp with several threads on busy cores slows down many times over (threads wait for each
+other), which makes A look worse than it is.
 """
 
 from __future__ import annotations
@@ -144,24 +150,26 @@ def _spawn(command: str, config: Path, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def node_config(path: Path, port: int, state: Path, model: Path, threads: int, pooled: bool, deadline_s: float) -> Path:
-    mode = "pool" if pooled else "local"
+def node_config(
+    path: Path, port: int, state: Path, model: Path, threads: int, workers: int, deadline_s: float, lora: str = ""
+) -> Path:
+    mode = "pool" if workers else "local"
     path.write_text(
         f'node_id = "{NODE}"\nstate_dir = "{state}"\n'
         f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\nmetrics_interval_s = 1.0\n'
         f'[model]\nenabled = true\nmode = "{mode}"\npath = "{model}"\nn_threads = {max(1, threads)}\n'
-        f"explain_deadline_s = {deadline_s}\n"
+        f'explain_deadline_s = {deadline_s}\nlora_path = "{lora}"\npool_inflight = {max(1, workers)}\n'
         # no voice and no intent model: its prefix warm-up would compete with the storm in A only
         '[voice]\nenabled = false\ntts = "off"\n[intent]\nmodel_fallback = false\n[intent.semantic]\nenabled = false\n'
     )
     return path
 
 
-def worker_config(path: Path, port: int, state: Path, model: Path, name: str, threads: int) -> Path:
+def worker_config(path: Path, port: int, state: Path, model: Path, name: str, threads: int, lora: str = "") -> Path:
     path.write_text(
         f'node_id = "{name}"\nstate_dir = "{state}"\n'
         f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\n'
-        f'[model]\npath = "{model}"\nn_threads = {threads}\n'
+        f'[model]\npath = "{model}"\nn_threads = {threads}\nlora_path = "{lora}"\n'
     )
     return path
 
@@ -250,7 +258,14 @@ def _ready(rec: TimedRecorder, topic: str, procs: list[subprocess.Popen[bytes]],
 
 
 def run_case(
-    case: Case, port: int, workdir: Path, model: Path, alerts: int, deadline_s: float, settle_s: float = 1.5
+    case: Case,
+    port: int,
+    workdir: Path,
+    model: Path,
+    alerts: int,
+    deadline_s: float,
+    settle_s: float = 1.5,
+    lora: str = "",
 ) -> CaseResult:
     """One configuration against the broker on `port`: start the processes, storm, measure, stop."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -259,13 +274,15 @@ def run_case(
     workers = [f"storm-worker-{k + 1}" for k in range(case.workers)]
     try:
         for name in workers:
-            config = worker_config(workdir / f"{name}.toml", port, workdir / name, model, name, case.worker_threads)
+            config = worker_config(
+                workdir / f"{name}.toml", port, workdir / name, model, name, case.worker_threads, lora
+            )
             procs.append(_spawn("worker", config, workdir / f"{name}.log"))
         for name, proc in zip(workers, procs, strict=True):
             if not _ready(rec, f"{PREFIX}/llm/workers/{name}", [proc], 120):
                 raise RuntimeError(f"{name} did not start: {(workdir / f'{name}.log').read_text()[-2000:]}")
         config = node_config(
-            workdir / "node.toml", port, workdir / "node", model, case.node_threads, case.workers > 0, deadline_s
+            workdir / "node.toml", port, workdir / "node", model, case.node_threads, case.workers, deadline_s, lora
         )
         node = _spawn("run", config, workdir / "node.log")
         procs.append(node)
@@ -325,7 +342,8 @@ def run_case(
     threads = (
         f"node {case.node_threads} llama.cpp threads"
         if case.workers == 0
-        else f"node 0 (pool mode: no local model) + {case.workers} workers x {case.worker_threads}"
+        else f"node 0 (pool mode: no local model, {case.workers} requests at the pool at once)"
+        f" + {case.workers} workers x {case.worker_threads}"
     )
     return CaseResult(
         name=case.name,
@@ -396,6 +414,7 @@ def main() -> int:
     parser.add_argument("--threads-per-process", type=int, default=1, help="llama.cpp threads of each worker")
     parser.add_argument("--a-threads", type=int, default=None, help="A's node threads (default: workers x threads)")
     parser.add_argument("--deadline-s", type=float, default=LONG_DEADLINE_S, help="model.explain_deadline_s")
+    parser.add_argument("--lora", default="", help='model.lora_path of every model (a GGUF adapter or "auto")')
     parser.add_argument("--only", choices=("A", "B"), default=None, help="run one configuration")
     parser.add_argument("--json-out", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the work directory (process logs)")
@@ -413,7 +432,9 @@ def main() -> int:
             if args.only and not case.name.startswith(args.only):
                 continue
             print(f"{case.name}: {args.alerts} alerts ...", file=sys.stderr, flush=True)
-            results.append(run_case(case, broker.port, workdir / case.name[0], model, args.alerts, args.deadline_s))
+            results.append(
+                run_case(case, broker.port, workdir / case.name[0], model, args.alerts, args.deadline_s, lora=args.lora)
+            )
     finally:
         broker.stop()
         if not args.keep:
@@ -424,6 +445,7 @@ def main() -> int:
         "threads_per_process": args.threads_per_process,
         "deadline_s": args.deadline_s,
         "model": model.name,
+        "lora": args.lora,
         "cpus": os.cpu_count(),
         "results": [asdict(r) for r in results],
     }

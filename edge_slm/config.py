@@ -68,6 +68,7 @@ class MqttSettings:
 class ModelSettings:
     enabled: bool = True
     mode: str = "local"  # "local": load the model here; "pool": send model work to `edge-slm worker`s
+    pool_inflight: int = 2  # pool mode: explanations at the pool at once (about the number of workers)
     name: str = "smollm2-135m"
     path: str = ""  # a GGUF path; wins over name
     memory_budget_mb: int = 1024
@@ -403,6 +404,8 @@ def _validate(settings: Settings) -> None:
     unknown_kinds = sorted(set(settings.voice.confirm_actions) - {"call", "navigate", "calendar"})
     if unknown_kinds:
         raise ConfigError("voice.confirm_actions", f"unknown kinds {unknown_kinds}; use call, navigate, calendar")
+    if settings.model.pool_inflight < 1:
+        raise ConfigError("model.pool_inflight", "must be 1 or more")
     if settings.model.n_threads < 0:
         raise ConfigError("model.n_threads", "must be 0 (auto) or more")
     semantic = settings.intent.semantic

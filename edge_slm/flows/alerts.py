@@ -65,6 +65,8 @@ class AlertFlow:
             deadline_s=settings.explain_deadline_s,
             max_tokens=settings.explain_max_tokens,
             knowledge=knowledge,  # built-in fault knowledge + site packs' [[causes]]
+            # a local model serves one request at a time; a worker pool serves one per worker
+            max_inflight=settings.pool_inflight if settings.mode == "pool" else 1,
         )
 
     def warm_up(self) -> None:

@@ -15,9 +15,10 @@ an `Explanation` within the deadline (plus a short grace), even in an alert stor
    rewrite that passes goes out as `explained_by="model"`.
 
 Scheduling: one worker thread per explainer holds the pending explanations in a priority heap (most
-severe, then newest first) and keeps one request at the model at a time, so a flood of alerts never
-spawns a thread per alert and the model works on the alert that matters most. A pending explanation
-that cannot be served before its deadline (the queue ahead times the model's measured service time)
+severe, then newest first) and keeps one request at the model at a time (`max_inflight` at a time
+for a worker pool, which serves that many at once), so a flood of alerts never spawns a thread per
+alert and the model works on the alert that matters most. A pending explanation that cannot be served
+before its deadline (the queue ahead, spread over the slots, times the model's measured service time)
 gets the knowledge text at once; one past its deadline gets it then. Every outcome is counted
 (`counters`, published in the metrics); nothing expires silently.
 
@@ -362,17 +363,19 @@ class AlertExplainer:
         max_tokens: int = 160,
         knowledge: Knowledge | None = None,
         max_pending: int = 64,
+        max_inflight: int = 1,
     ) -> None:
         self.engine = engine
         self.deadline_s = deadline_s
         self.max_tokens = max_tokens
         self.knowledge = knowledge if knowledge is not None else load_knowledge()
         self.max_pending = max_pending
+        self.max_inflight = max(1, max_inflight)  # requests at the model at once (a pool: about its workers)
         self.counters: Counter[str] = Counter()
         self.service_s = INITIAL_SERVICE_S  # moving average of the model's time per explanation
         self._cond = threading.Condition(threading.RLock())
         self._pending: list[_Job] = []
-        self._inflight: _Job | None = None
+        self._inflight: list[_Job] = []
         self._seq = itertools.count()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -460,16 +463,16 @@ class AlertExplainer:
 
     def pending(self) -> int:
         with self._cond:
-            return len(self._pending) + (1 if self._inflight is not None else 0)
+            return len(self._pending) + len(self._inflight)
 
     def close(self) -> None:
         """Every explanation still waiting gets its knowledge text now."""
         with self._cond:
             self._closed = True
             jobs, self._pending = self._pending, []
-            inflight, self._inflight = self._inflight, None
+            inflight, self._inflight = self._inflight, []
             self._cond.notify_all()
-        for job in jobs + ([inflight] if inflight else []):
+        for job in jobs + inflight:
             self._resolve(job.future, job.reference, "closed")
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(2.0)
@@ -493,10 +496,10 @@ class AlertExplainer:
                 now = time.monotonic()
                 settled = self._settle_due(now)
                 job = None
-                if self._inflight is None and self._pending:
+                if len(self._inflight) < self.max_inflight and self._pending:
                     job = heapq.heappop(self._pending)
                     job.started = now
-                    self._inflight = job
+                    self._inflight.append(job)
                 if job is None and not settled:  # checked and waited under one lock: no lost wake-up
                     self._cond.wait(self._next_wake_s(now))
                     continue
@@ -508,28 +511,27 @@ class AlertExplainer:
     def _settle_due(self, now: float) -> list[tuple[_Job, Explanation, str]]:
         """Under the lock: the explanations that get the knowledge text now (and why)."""
         out: list[tuple[_Job, Explanation, str]] = []
-        inflight = self._inflight
-        if inflight is not None and now >= inflight.deadline + GRACE_S:
+        for inflight in [j for j in self._inflight if now >= j.deadline + GRACE_S]:
             if inflight.inner is not None:
                 inflight.inner.cancel()
-            self._inflight = None
+            self._inflight.remove(inflight)
             out.append((inflight, inflight.reference, "timeout"))
         keep: list[_Job] = []
-        # The model serves one at a time: a job whose turn comes after its deadline will not make it.
-        busy_until = now
-        if self._inflight is not None:
-            busy_until = max(now, self._inflight.started + self.service_s)
-        idle = self._inflight is None
+        # The model serves `max_inflight` at a time: a job whose turn comes after its deadline will not
+        # make it. `slots`: when each of them is expected to be free.
+        slots = [max(now, j.started + self.service_s) for j in self._inflight]
+        idle = self.max_inflight - len(slots)
+        slots += [now] * idle
+        heapq.heapify(slots)
         for position, job in enumerate(sorted(self._pending)):
-            expected_done = busy_until + (len(keep) + 1) * self.service_s
+            expected_done = slots[0] + self.service_s
             if now >= job.deadline:
                 out.append((job, job.reference, "expired"))
-            elif idle and not keep:
-                keep.append(job)  # an idle model always gets a try: the estimate may be stale
-            elif expected_done > job.deadline or position >= self.max_pending:
-                out.append((job, job.reference, "shed"))
+            elif len(keep) < idle or (expected_done <= job.deadline and position < self.max_pending):
+                keep.append(job)  # an idle slot always gets a try: the estimate may be stale
+                heapq.heapreplace(slots, expected_done)
             else:
-                keep.append(job)
+                out.append((job, job.reference, "shed"))
         if len(keep) != len(self._pending):
             self._pending = keep
             heapq.heapify(self._pending)
@@ -547,8 +549,7 @@ class AlertExplainer:
 
     def _next_wake_s(self, now: float) -> float:
         deadlines = [j.deadline for j in self._pending]
-        if self._inflight is not None:
-            deadlines.append(self._inflight.deadline + GRACE_S)
+        deadlines += [j.deadline + GRACE_S for j in self._inflight]
         return max(0.01, min(deadlines) - now) if deadlines else 1.0
 
     def _submit(self, job: _Job) -> None:
@@ -572,8 +573,8 @@ class AlertExplainer:
 
     def _finish(self, job: _Job, explanation: Explanation, outcome: str) -> None:
         with self._cond:
-            if self._inflight is job:
-                self._inflight = None
+            if job in self._inflight:
+                self._inflight.remove(job)
             self._cond.notify()
         self._resolve(job.future, explanation, outcome)
 

@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from typing import Any
 
@@ -232,9 +232,9 @@ class PooledEngine:
             if not ok:
                 self.stats.failed += 1
         if not ok:
-            pending.future.set_exception(ModelUnavailable(f"pool worker failed: {str(doc.get('error', '?'))[:200]}"))
+            _settle(pending.future, error=ModelUnavailable(f"pool worker failed: {str(doc.get('error', '?'))[:200]}"))
         else:
-            pending.future.set_result(result)
+            _settle(pending.future, result)
 
     def _watch_deadlines(self, interval_s: float) -> None:
         while not self._closed.wait(interval_s):
@@ -253,7 +253,7 @@ class PooledEngine:
             for request_id, payload in resend:
                 self._send(request_id, payload)
             for p in expired:
-                p.future.set_exception(ModelTimeout(f"no pool worker answered within {p.request.deadline_s:g} s"))
+                _settle(p.future, error=ModelTimeout(f"no pool worker answered within {p.request.deadline_s:g} s"))
 
     def close(self) -> None:
         self._closed.set()
@@ -261,7 +261,21 @@ class PooledEngine:
             pending = list(self._pending.values())
             self._pending.clear()
         for p in pending:
-            p.future.set_exception(ModelUnavailable("the model pool client was shut down"))
+            _settle(p.future, error=ModelUnavailable("the model pool client was shut down"))
+
+
+def _settle(
+    future: Future[GenerationResult], result: GenerationResult | None = None, error: Exception | None = None
+) -> None:
+    """Its caller may have cancelled the future (the explainer does past its deadline): then there is
+    nothing to settle, and the deadline watcher (or the bus callback) must not die of it."""
+    try:
+        if result is not None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
+    except InvalidStateError:
+        pass
 
 
 # -- the worker's side -------------------------------------------------------------------------

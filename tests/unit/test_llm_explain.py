@@ -294,3 +294,53 @@ def test_close_gives_every_waiting_alert_its_knowledge_text() -> None:
     ex.close()
     assert all(f.result(timeout=1).explained_by == "template" for f in futures)
     assert ex.counters["closed"] == 3
+
+
+class _Pool(_Engine):
+    """A stand-in worker pool (pure logic test): `workers` requests served at once; records the peak."""
+
+    def __init__(self, data: dict[str, str], service_s: float, workers: int) -> None:
+        super().__init__(data, service_s)
+        self.answer = data
+        self._lock = threading.Semaphore(workers)  # type: ignore[assignment]
+        self._count_lock = threading.Lock()
+        self.running = self.peak = 0
+
+    def submit(self, request: GenerationRequest) -> Future[GenerationResult]:
+        f: Future[GenerationResult] = Future()
+
+        def serve() -> None:
+            with self._lock:
+                with self._count_lock:
+                    self.running += 1
+                    self.peak = max(self.peak, self.running)
+                time.sleep(self.service_s)
+                with self._count_lock:
+                    self.running -= 1
+                f.set_result(GenerationResult("", dict(self.answer), 1, 1, self.service_s))
+
+        threading.Thread(target=serve, daemon=True).start()
+        return f
+
+
+def test_a_pool_gets_as_many_requests_at_once_as_the_explainer_allows() -> None:
+    pool: Any = _Pool(GOOD, service_s=0.1, workers=8)
+    ex = AlertExplainer(pool, deadline_s=30.0, knowledge=KNOWLEDGE, max_inflight=3)  # none shed
+    futures = [ex.explain(ALERT, device_history=HISTORY) for _ in range(12)]
+    assert all(f.result(timeout=10).explained_by == "model" for f in futures)
+    assert pool.peak == 3 and ex.counters["model"] == 12, (pool.peak, ex.counters)
+    ex.close()
+
+
+@pytest.mark.parametrize(("max_inflight", "shed"), [(1, 8), (3, 4)])
+def test_shedding_counts_every_slot_of_a_pool(max_inflight: int, shed: int) -> None:
+    # hung engine, 1 s per explanation measured, 2.5 s deadline: each slot can take its request in
+    # flight and one more; the rest of the 10 alerts get the knowledge text at once
+    hung: Any = _Engine(None)
+    ex = AlertExplainer(hung, deadline_s=2.5, knowledge=KNOWLEDGE, max_inflight=max_inflight)
+    ex.service_s = 1.0
+    futures = [ex.explain(ALERT, device_history=HISTORY) for _ in range(10)]
+    time.sleep(0.5)
+    assert ex.counters["shed"] == shed, ex.counters
+    assert sum(f.done() for f in futures) == shed
+    ex.close()

@@ -17,6 +17,7 @@ Whisper makes on short spoken commands, each one only where the repair is unambi
 - a leading "I" before a question or command word ("I how much further" from "uh how much
   further"): dropped, since "I how ..." is never an English sentence;
 - "Ad ..." opening a command (homophone of the calendar verb "add"; also after "calendar," / "please"): "Add ...";
+  "At haircut to my calendar" (no verb at all: "add" heard as "at"; not before a number or time word): "Add ...";
 - "set in appointment" (the article "an" heard as "in" before a vowel-initial calendar noun, after a verb that
   makes one: set, make, add, create, schedule, book): "set an appointment";
 - "is their" / "are their" (homophone) before "traffic", "any", "a", "delays", ...: "is there" / "are there"
@@ -45,6 +46,12 @@ _THEIR = re.compile(
     r"accidents?|jams?|hold ?ups?)\b)"
 )
 _LEADING_AD = re.compile(r"^((?:(?:calendar|please|ok|okay)[,:]?\s+)?)ad\b(?!['-])", re.IGNORECASE)
+_AT_FOR_ADD = re.compile(
+    r"^at\b(?!\s+(?:\d|noon|midnight|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|half|quarter)\b)"
+    r"(?!.*\b(?:add|put|schedule|set|create|book|make|move)\b)"  # a verb elsewhere: "at" is meant ("At home, add ...")
+    r"(?=.*\bto (?:my|the) (?:calendar|schedule|agenda)\b)",
+    re.IGNORECASE,
+)
 _IN_FOR_AN = re.compile(
     r"\b((?:set|make|add|create|schedule|book|put)\s+)in(?=\s+(?:appointment|event|alarm|entry|interview|invite|"
     r"errand|oil change)\b)",
@@ -69,5 +76,6 @@ def repair(text: str) -> str:
     s = _THEIR.sub(r"\1 there", s)
     s = _LEADING_I.sub("", s)
     s = _LEADING_AD.sub(lambda m: m.group(1) + ("Add" if m.group(0)[len(m.group(1))] == "A" else "add"), s)
+    s = _AT_FOR_ADD.sub(lambda m: "Add" if m.group(0)[0] == "A" else "add", s)
     s = _IN_FOR_AN.sub(r"\1an", s)
     return s

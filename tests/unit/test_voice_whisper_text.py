@@ -49,6 +49,11 @@ from edge_slm.voice.whisper_asr import MAX_PROMPT_CHARS, STYLE_EXAMPLES, build_p
         ("Calendar, ad budget meeting at noon", "Calendar, add budget meeting at noon"),
         ("Make in appointment for the tyre change", "Make an appointment for the tyre change"),
         ("schedule in event on Sunday", "schedule an event on Sunday"),
+        ("At tennis lesson to my calendar on Sunday.", "Add tennis lesson to my calendar on Sunday."),
+        ("At 5 pm add tea to my calendar", "At 5 pm add tea to my calendar"),  # a time: "at" is right
+        ("At noon put lunch on the calendar", "At noon put lunch on the calendar"),
+        ("At the office, call Bob", "At the office, call Bob"),  # no calendar: left alone
+        ("At home, add milk run to my calendar", "At home, add milk run to my calendar"),  # the verb is there
         ("Ads are blocked", "Ads are blocked"),
         ("The ad was loud", "The ad was loud"),
         ("Book in advance", "Book in advance"),
@@ -78,6 +83,7 @@ def intents() -> IntentRecognizer:
         ("Is their traffic ahead?", "traffic", {}),
         ("Remind me to water the plants at 545.", "create_event", {"when": "5:45"}),
         ("Ad yoga class Thursday at 7 pm.", "create_event", {"title": "yoga class", "when": "thursday at 7 pm"}),
+        ("At tennis lesson to my calendar on Sunday.", "create_event", {"title": "tennis lesson", "when": "sunday"}),
         ("Navigate to Pier 39.", "navigate_to", {"destination": "Pier 39"}),
         ("Find a charging station nearby.", "find_poi", {"category": "charging"}),
     ],

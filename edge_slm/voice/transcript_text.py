@@ -17,7 +17,8 @@ Whisper makes on short spoken commands, each one only where the repair is unambi
 - a leading "I" before a question or command word ("I how much further" from "uh how much
   further"): dropped, since "I how ..." is never an English sentence;
 - "Ad ..." opening a command (homophone of the calendar verb "add"; also after "calendar," / "please"): "Add ...";
-  "At haircut to my calendar" (no verb at all: "add" heard as "at"; not before a number or time word): "Add ...";
+  "At haircut to my calendar", "At team lunch on Friday at noon" (no verb at all, then a calendar cue: "add"
+  heard as "at"; not before a number or time word): "Add ...";
 - "set in appointment" (the article "an" heard as "in" before a vowel-initial calendar noun, after a verb that
   makes one: set, make, add, create, schedule, book): "set an appointment";
 - "is their" / "are their" (homophone) before "traffic", "any", "a", "delays", ...: "is there" / "are there"
@@ -48,8 +49,12 @@ _THEIR = re.compile(
 _LEADING_AD = re.compile(r"^((?:(?:calendar|please|ok|okay)[,:]?\s+)?)ad\b(?!['-])", re.IGNORECASE)
 _AT_FOR_ADD = re.compile(
     r"^at\b(?!\s+(?:\d|noon|midnight|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|half|quarter)\b)"
-    r"(?!.*\b(?:add|put|schedule|set|create|book|make|move)\b)"  # a verb elsewhere: "at" is meant ("At home, add ...")
-    r"(?=.*\bto (?:my|the) (?:calendar|schedule|agenda)\b)",
+    # a verb elsewhere: "at" is meant ("At home, add ...", "At the office, call Bob")
+    r"(?!.*\b(?:add|put|schedule|set|create|book|make|move|call|phone|ring|dial|navigate|drive|take|go|find|show|"
+    r"remind|tell|get)\b)"
+    # and it goes on like a calendar entry: "to my calendar", a day, a time
+    r"(?=.*\b(?:to (?:my|the) (?:calendar|schedule|agenda)|monday|tuesday|wednesday|thursday|friday|saturday|"
+    r"sunday|today|tomorrow|tonight|at \d|at noon|at midnight)\b)",
     re.IGNORECASE,
 )
 _IN_FOR_AN = re.compile(

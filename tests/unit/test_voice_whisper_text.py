@@ -52,7 +52,9 @@ from edge_slm.voice.whisper_asr import MAX_PROMPT_CHARS, STYLE_EXAMPLES, build_p
         ("At tennis lesson to my calendar on Sunday.", "Add tennis lesson to my calendar on Sunday."),
         ("At 5 pm add tea to my calendar", "At 5 pm add tea to my calendar"),  # a time: "at" is right
         ("At noon put lunch on the calendar", "At noon put lunch on the calendar"),
-        ("At the office, call Bob", "At the office, call Bob"),  # no calendar: left alone
+        ("At piano lesson on Tuesday at 8 pm.", "Add piano lesson on Tuesday at 8 pm."),
+        ("At the office, call Bob tomorrow", "At the office, call Bob tomorrow"),  # a verb: "at" is meant
+        ("At the office", "At the office"),  # no calendar cue: left alone
         ("At home, add milk run to my calendar", "At home, add milk run to my calendar"),  # the verb is there
         ("Ads are blocked", "Ads are blocked"),
         ("The ad was loud", "The ad was loud"),

@@ -127,6 +127,7 @@ class VoiceSettings:
     whisper_model: str = "whisper-tiny.en"  # path or known name (the installed wheel, else the model cache)
     whisper_threads: int = 2  # CTranslate2 CPU threads for one utterance
     vocabulary: tuple[str, ...] = ()  # names (contacts, places) to bias Whisper toward
+    contacts: tuple[str, ...] = ()  # who a call may go to (intent/contacts.py); () = any heard name (no check)
 
 
 @dataclass(frozen=True)

@@ -157,6 +157,7 @@ class Action:
 
     kind: str  # "navigate" | "call" | "calendar"
     payload: dict[str, str]
+    confirm: bool = False  # held until the driver says yes (a contact only close to a known one); not published
 
 
 @dataclass(frozen=True, slots=True)

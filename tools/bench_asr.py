@@ -281,8 +281,11 @@ def edit_distance(ref: list[str], hyp: list[str]) -> int:
     return row[-1]
 
 
-def transcribe_wav(recognizer: Any, pcm: bytes, vad: str = "energy", trailing_ms: int = 500) -> tuple[str, list[float]]:
-    """What the listener does, offline: endpointer -> recognizer per utterance. (text, decode seconds each)."""
+def transcribe_wav(
+    recognizer: Any, pcm: bytes, vad: str = "energy", trailing_ms: int = 500, raw: list[str] | None = None
+) -> tuple[str, list[float]]:
+    """What the listener does, offline: endpointer -> recognizer per utterance. (text, decode seconds each);
+    Whisper's text before repair is appended to `raw`, one entry per kept utterance."""
     ep = Endpointer(RATE_HZ, trailing_ms, 10.0, detector=DETECTORS[vad](RATE_HZ))
     texts: list[str] = []
     decode_s: list[float] = []
@@ -303,6 +306,8 @@ def transcribe_wav(recognizer: Any, pcm: bytes, vad: str = "energy", trailing_ms
             decode_s.append(time.perf_counter() - t0)
             if result.text:
                 texts.append(result.text)
+                if raw is not None:
+                    raw.append(result.grammar_text or result.text)
         else:
             recognizer.end_utterance()
     return " ".join(texts), decode_s
@@ -348,13 +353,36 @@ def same_value(text: str) -> str:
     return "".join(w for w in words if w not in ("a", "an", "the")).replace(":", "")
 
 
-def _action_key(intent: Any, strict: bool = False) -> tuple[str, tuple[tuple[str, str], ...]] | None:
+def _action_key(
+    intent: Any, responder: Any = None, strict: bool = False
+) -> tuple[str, tuple[tuple[str, str], ...]] | None:
+    """The action an intent causes now, canonicalized; None for none. With a `responder`, what the product
+    does: its actions (a call only to a listed contact), less those held until the driver says yes."""
     from edge_slm.intent.schema import ACTION_INTENTS
 
     if intent.name not in ACTION_INTENTS:
         return None
+    slots: dict[str, Any] = intent.slots
+    if responder is not None:
+        done = [a for a in responder.respond(intent)[1] if not a.confirm]
+        if not done:
+            return None
+        slots = done[0].payload
     canon = (lambda v: " ".join(_words_for_wer(v))) if strict else same_value
-    return intent.name, tuple(sorted((k, canon(str(v))) for k, v in intent.slots.items()))
+    return intent.name, tuple(sorted((k, canon(str(v))) for k, v in slots.items()))
+
+
+def contact_list(args: argparse.Namespace, rows: list[dict[str, Any]]) -> list[str]:
+    """The device's contact list for `--contacts`: none (no check), the training file's contacts, or those plus the
+    people the commands under test call (a driver calls people in the phone book; others are distractors)."""
+    if args.contacts == "none":
+        return []
+    names = site_vocabulary(args.vocabulary_from)
+    if args.contacts == "train+data":
+        names += [
+            r["slots"]["contact"] for r in rows if r.get("intent") == "call_contact" and r["slots"].get("contact")
+        ]
+    return [n for n in dict.fromkeys(names) if not any(c.isdigit() for c in n)]
 
 
 def site_vocabulary(path: Path | None) -> list[str]:
@@ -412,7 +440,25 @@ def bench_accuracy(args: argparse.Namespace) -> None:
     rows = make_speech_wavs.load_rows(args.data, args.limit, args.seed)
     voices = args.voices.split(",")
     conds = make_speech_wavs.conditions(args.noises.split(","), [float(x) for x in args.snrs.split(",")])
-    recognizer = make_asr_recognizer(args, intents.phrases_for_asr(), site_vocabulary(args.vocabulary_from))
+    replay: dict[tuple[str, str, int], list[str]] = {}  # (voice, condition, row) -> Whisper's raw utterances
+    if args.from_transcripts is not None:  # the same transcripts again: a paired comparison of the text side
+        from edge_slm.voice.transcript_text import repair
+
+        for line in args.from_transcripts.read_text().splitlines():
+            saved = json.loads(line)
+            replay[(saved["voice"], saved["cond"], saved["i"])] = saved["raw"]
+        recognizer = None
+        print(f"transcripts replayed from {args.from_transcripts} ({len(replay)}), repaired by this tree")
+    else:
+        recognizer = make_asr_recognizer(args, intents.phrases_for_asr(), site_vocabulary(args.vocabulary_from))
+    saving = args.save_transcripts.open("w") if args.save_transcripts is not None else None
+    from edge_slm.intent.respond import Responder
+    from edge_slm.nav.state import NavStateStore
+
+    contacts = contact_list(args, rows)
+    # the actions, as the daemon takes them; `--contacts none`: the intent's slots, as before the contact check
+    responder = Responder(NavStateStore(), None, lambda: (), "", contacts=contacts) if contacts else None
+    print(f"contact list ({args.contacts}): {len(contacts)} names; a call to another name is not dialled")
     typed = [intents.recognize(r["text"]) for r in rows]
     typed_ok = sum(t.name == r["intent"] for t, r in zip(typed, rows, strict=True))
     print(
@@ -423,16 +469,25 @@ def bench_accuracy(args: argparse.Namespace) -> None:
     errors: list[str] = []
     started = time.perf_counter()
     for voice in voices:
-        spoken = [make_speech_wavs.speak(r["text"], voice) for r in rows]
+        # Piper samples its speech (not the same audio each run); a replay needs none
+        spoken = [make_speech_wavs.speak(r["text"], voice) if recognizer is not None else np.zeros(0) for r in rows]
         for kind, snr in conds:
             word_errors = ref_words = intent_ok = unsafe = unsafe_spelling = wrong_actions = empty = 0
             decode: list[float] = []
             audio_s = 0.0
             for i, (row, speech) in enumerate(zip(rows, spoken, strict=True)):
-                samples, _, _ = make_speech_wavs.with_noise(speech, kind, snr, seed=args.seed * 100003 + i)
-                pcm = np.clip(np.rint(samples * 32767), -32768, 32767).astype(np.int16).tobytes()
-                audio_s += len(speech) / RATE_HZ
-                text, times = transcribe_wav(recognizer, pcm, args.vad, args.trailing_ms)
+                cond = f"{kind}{snr if snr is not None else ''}"
+                if recognizer is None:
+                    raws = replay[(voice, cond, i)]
+                    text, times = " ".join(t for t in (repair(r) for r in raws) if t), []
+                else:
+                    samples, _, _ = make_speech_wavs.with_noise(speech, kind, snr, seed=args.seed * 100003 + i)
+                    pcm = np.clip(np.rint(samples * 32767), -32768, 32767).astype(np.int16).tobytes()
+                    audio_s += len(speech) / RATE_HZ
+                    raws = []
+                    text, times = transcribe_wav(recognizer, pcm, args.vad, args.trailing_ms, raws)
+                if saving is not None:
+                    saving.write(json.dumps({"voice": voice, "cond": cond, "i": i, "raw": raws}) + "\n")
                 decode += times
                 ref, hyp = _words_for_wer(row["text"]), _words_for_wer(text)
                 word_errors += edit_distance(ref, hyp)
@@ -443,12 +498,14 @@ def bench_accuracy(args: argparse.Namespace) -> None:
                 # stock noise output), wrong for a command
                 ok = got.name == row["intent"] if got is not None else row["intent"] == "unknown"
                 intent_ok += ok
-                got_action = _action_key(got) if got is not None else None
-                if got_action is not None and got_action != _action_key(typed[i]):
+                got_action = _action_key(got, responder) if got is not None else None
+                if got_action is not None and got_action != _action_key(typed[i], responder):
                     unsafe += 1  # speech caused an action the typed words do not (a different one or none)
                     errors.append(f"UNSAFE {voice} {kind}{snr or ''}: {row['text']!r} heard {text!r} -> {got_action}")
                 elif (
-                    got is not None and got_action is not None and _action_key(got, True) != _action_key(typed[i], True)
+                    got is not None
+                    and got_action is not None
+                    and _action_key(got, responder, True) != _action_key(typed[i], responder, True)
                 ):
                     unsafe_spelling += 1  # the same action, its slot spelled differently ("5th" / "fifth")
                 if got_action is not None and (got.name != row["intent"]):
@@ -485,6 +542,8 @@ def bench_accuracy(args: argparse.Namespace) -> None:
                 f"p95 {1000 * entry['decode_p95_s']:.0f} ms  RTF {entry['rtf']:.2f}",
                 flush=True,
             )
+    if saving is not None:
+        saving.close()
     print(f"\n{len(table) * len(rows)} utterances in {time.perf_counter() - started:.0f} s")
     print("\n| voice | noise | SNR dB | n | WER % | intent % | typed % | diff (points) | unsafe | empty |")
     print("|---|---|---|---|---|---|---|---|---|---|")  # unsafe: an action the typed words do not cause
@@ -591,6 +650,16 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         default=ROOT / "tests" / "data" / "commands.jsonl",
         help="accuracy: the site's contact list = contact slots of this (training) file",
+    )
+    parser.add_argument(
+        "--contacts",
+        choices=("none", "train", "train+data"),
+        default="train+data",
+        help="accuracy: the contact list calls are checked against (none = every heard name is dialled)",
+    )
+    parser.add_argument("--save-transcripts", type=Path, default=None, help="accuracy: Whisper's raw text, JSON lines")
+    parser.add_argument(
+        "--from-transcripts", type=Path, default=None, help="accuracy: score saved raw text instead of decoding again"
     )
     parser.add_argument("--data", type=Path, default=ROOT / "tests" / "data" / "commands_blind_asr.jsonl")
     parser.add_argument("--limit", type=int, default=40, help="accuracy/whisper: seeded sample of N commands (0=all)")

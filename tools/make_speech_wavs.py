@@ -185,8 +185,10 @@ def write_wav(path: Path, samples: np.ndarray) -> None:
 
 
 def load_rows(path: Path, limit: int = 0, seed: int = 0) -> list[dict[str, Any]]:
-    """Labelled commands; with `limit`, a seeded sample of that many (the same for every condition)."""
+    """Labelled commands that can be spoken; with `limit`, a seeded sample of that many (the same for every
+    condition)."""
     rows = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+    rows = [r for r in rows if any(c.isalnum() for c in r["text"])]  # an empty command cannot be spoken
     if limit and limit < len(rows):
         picked = sorted(np.random.default_rng(seed).choice(len(rows), size=limit, replace=False).tolist())
         rows = [rows[i] for i in picked]

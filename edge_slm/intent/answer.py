@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from edge_slm.events import Action, Alert, Intent, Reply, Transcript
-from edge_slm.intent.context import DialogContext, Understand
+from edge_slm.intent.context import DialogContext, Understand, confirmation_question
 from edge_slm.intent.grammar import Grammar
 from edge_slm.intent.recognizer import IntentRecognizer, restore_spelling
 from edge_slm.intent.rephrase import Rephraser
@@ -87,6 +87,9 @@ def reply_to(
             found = responder.nearest_place(intent.slots.get("category", ""))
             place = found[0] if found is not None else ""
         text, actions = context.after_reply(transcript.source, intent, text, actions, place=place)
+    elif any(a.confirm for a in actions):  # no dialog to hear the "yes": ask, and do nothing now
+        text = confirmation_question(next(a for a in actions if a.confirm))
+        actions = tuple(a for a in actions if not a.confirm)
     return _reply(transcript, intent, text, actions, started, clock)
 
 
@@ -133,4 +136,12 @@ def build_responder(
     `latest_readings` (already narrowed to the vehicle device) let vehicle_status say what cleared
     lately and what the signals read now."""
     pois = load_poi_index(settings.poi.file, lambda category: canonical_category(category, grammar))
-    return Responder(nav, pois, firing_alerts, settings.voice.vehicle_device, recently_resolved, latest_readings)
+    return Responder(
+        nav,
+        pois,
+        firing_alerts,
+        settings.voice.vehicle_device,
+        recently_resolved,
+        latest_readings,
+        contacts=settings.voice.contacts,
+    )

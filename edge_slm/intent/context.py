@@ -6,8 +6,9 @@ Follow-ups it resolves, per speaker (the transcript's source), within `ttl_s` of
 - "call them" / "call that place"          -> call_contact that place (or the last contact)
 - "how far is it" after a place was found  -> find_poi of that category again (name and distance)
 - "no, call dad" / "no, dad" / "i said dad" -> the correction, as the same kind of command
-- with confirmation enabled for an action kind (`voice.confirm_actions`), the action is held and the
-  reply asks ("Call police? Say yes or no."); "yes" sends it, "no" drops it, anything else replaces it.
+- with confirmation enabled for an action kind (`voice.confirm_actions`), or for one action that asks for it
+  (`Action.confirm`: a contact name only close to a listed one), the action is held and the reply asks
+  ("Call police? Say yes or no."); "yes" sends it, "no" drops it, anything else replaces it.
 
 Only exact short phrases are treated as follow-ups (after folding case and punctuation), so a
 normal command is never rewritten; with no fresh context they fall through to the recognizer.
@@ -155,7 +156,8 @@ class DialogContext:
                 turn = None
         if pending is not None:
             if words in YES:
-                return FollowUp(dataclasses.replace(pending.intent, source=SOURCE), pending.text, pending.actions)
+                confirmed = tuple(dataclasses.replace(a, confirm=False) for a in pending.actions)  # the driver said yes
+                return FollowUp(dataclasses.replace(pending.intent, source=SOURCE), pending.text, confirmed)
             if words in NO:
                 return FollowUp(Intent(text, IntentName.UNKNOWN.value, {}, SOURCE), "OK, cancelled.")
             # anything else: the question is dropped and the new words are answered
@@ -210,7 +212,7 @@ class DialogContext:
         """Remember this turn's entities; hold actions that need confirmation (unless `confirmed`: the
         answer to the question). Returns the reply text and actions to send now."""
         now = self._clock()
-        held = [a for a in actions if a.kind in self._confirm]
+        held = [a for a in actions if a.kind in self._confirm or a.confirm]
         with self._lock:
             if held and not confirmed:
                 self._remember(self._pending, speaker, _Pending(intent, text, actions, now))

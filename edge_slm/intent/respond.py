@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from edge_slm.detect.spoken import SpokenSignal, say_value, spoken_signal
 from edge_slm.events import Action, Alert, AlertState, Intent
+from edge_slm.intent.contacts import ContactBook, ContactMatch
 from edge_slm.intent.grammar import Grammar, default_grammar
 from edge_slm.intent.normalize import basic_words
 from edge_slm.intent.schema import IntentName
@@ -150,6 +151,7 @@ class Responder:
         recently_resolved: RecentlyResolved | None = None,
         latest_readings: LatestReadings | None = None,
         clock: Callable[[], float] = time.time,
+        contacts: Sequence[str] = (),
     ) -> None:
         self._nav = nav
         self._pois = pois
@@ -158,6 +160,9 @@ class Responder:
         self._recently_resolved = recently_resolved
         self._latest_readings = latest_readings
         self._clock = clock
+        # a call goes to a listed contact or a known place ("call them" after a search); no list = no check
+        places = [p.name for group in pois.by_category.values() for p in group] if pois is not None else []
+        self._contacts = ContactBook([*contacts, *places]) if contacts else ContactBook(())
         self._handlers: dict[str, Callable[[Intent], tuple[str, tuple[Action, ...]]]] = {
             IntentName.NAVIGATE_TO: self._navigate,
             IntentName.ETA: self._eta,
@@ -190,7 +195,13 @@ class Responder:
         contact = clean_value(intent.slots.get("contact", ""))
         if not contact:
             return "Who would you like to call?", ()
-        return f"Calling {contact}.", (Action("call", {"contact": contact}),)
+        resolved = self._contacts.resolve(contact)
+        if resolved.match is ContactMatch.UNKNOWN:
+            return f"{contact} is not in your contacts, so I did not call.", ()
+        if resolved.match in (ContactMatch.EXACT, ContactMatch.CLOSE):
+            contact = resolved.name
+        confirm = resolved.match is ContactMatch.CLOSE  # a misheard name: asked before anyone is dialled
+        return f"Calling {contact}.", (Action("call", {"contact": contact}, confirm=confirm),)
 
     def _calendar(self, intent: Intent) -> tuple[str, tuple[Action, ...]]:
         title = clean_value(intent.slots.get("title", ""))

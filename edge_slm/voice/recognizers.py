@@ -77,7 +77,7 @@ def build_recognizer(
         wmodel = WhisperModel(
             settings.whisper_model, whisper_cache_dir(cache_dir), cpu_threads=settings.whisper_threads
         )
-        words = (*vocabulary, *settings.vocabulary)
+        words = (*vocabulary, *settings.vocabulary, *settings.contacts)
         recognizer = WhisperRecognizer(
             wmodel, settings.sample_rate_hz, phrases, words, max_utterance_s=settings.max_utterance_s
         )

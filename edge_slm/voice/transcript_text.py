@@ -10,9 +10,17 @@ Whisper makes on short spoken commands, each one only where the repair is unambi
 - "9.30 am", "at 11.30" (Whisper's British time format, before am/pm or after at/by/until/...): "9:30 am",
   "at 11:30"; "745am" (digits run together before
   am/pm, minutes 00-59): "7:45 am";
+- "at 430", "by 1015" (a spoken "four thirty" written as one number after a time word): "at 4:30", "by 10:15",
+  only where nothing but the end of the sentence or a time word follows ("at 430 tomorrow", "at 1015 to call
+  Bob"), so "at 221 Baker Street" stays an address;
 - "1,000": thousands separators dropped ("1000");
 - a leading "I" before a question or command word ("I how much further" from "uh how much
   further"): dropped, since "I how ..." is never an English sentence;
+- "Ad ..." opening a command (homophone of the calendar verb "add"; also after "calendar," / "please"): "Add ...";
+  "At haircut to my calendar", "At team lunch on Friday at noon" (no verb at all, then a calendar cue: "add"
+  heard as "at"; not before a number or time word): "Add ...";
+- "set in appointment" (the article "an" heard as "in" before a vowel-initial calendar noun, after a verb that
+  makes one: set, make, add, create, schedule, book): "set an appointment";
 - "is their" / "are their" (homophone) before "traffic", "any", "a", "delays", ...: "is there" / "are there"
   ("is their car ok" stays).
 """
@@ -27,10 +35,32 @@ _DOTTED_TIME = re.compile(r"\b((?:[1-9]|1[0-2]))\.([0-5]\d)(?=\s?(?:[ap]\.?m\b|[
 _DOTTED_TIME_AFTER = re.compile(
     r"\b((?:at|by|until|till|before|after|around|from) (?:[01]?\d|2[0-3]))\.([0-5]\d)\b", re.IGNORECASE
 )
+# After a time word, before the end or a word that goes on talking about time (or starts the next clause).
+_TIME_RUN_AFTER = re.compile(
+    r"\b((?:at|by|until|till|before|after|around|from) (?:[1-9]|1\d|2[0-3]))([0-5]\d)"
+    r"(?=\s*(?:[.,!?;]|$|(?:today|tonight|tomorrow|this|next|on|in|o'clock|and|to|for|with|please)\b))",
+    re.IGNORECASE,
+)
 _THOUSANDS = re.compile(r"\b(\d{1,3}),(?=\d{3}\b)")
 _THEIR = re.compile(
     r"\b(is|are|Is|Are) their(?= (?:any|a|an|some|much|traffic|congestion|construction|roadworks?|delays?|"
     r"accidents?|jams?|hold ?ups?)\b)"
+)
+_LEADING_AD = re.compile(r"^((?:(?:calendar|please|ok|okay)[,:]?\s+)?)ad\b(?!['-])", re.IGNORECASE)
+_AT_FOR_ADD = re.compile(
+    r"^at\b(?!\s+(?:\d|noon|midnight|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|half|quarter)\b)"
+    # a verb elsewhere: "at" is meant ("At home, add ...", "At the office, call Bob")
+    r"(?!.*\b(?:add|put|schedule|set|create|book|make|move|call|phone|ring|dial|navigate|drive|take|go|find|show|"
+    r"remind|tell|get)\b)"
+    # and it goes on like a calendar entry: "to my calendar", a day, a time
+    r"(?=.*\b(?:to (?:my|the) (?:calendar|schedule|agenda)|monday|tuesday|wednesday|thursday|friday|saturday|"
+    r"sunday|today|tomorrow|tonight|at \d|at noon|at midnight)\b)",
+    re.IGNORECASE,
+)
+_IN_FOR_AN = re.compile(
+    r"\b((?:set|make|add|create|schedule|book|put)\s+)in(?=\s+(?:appointment|event|alarm|entry|interview|invite|"
+    r"errand|oil change)\b)",
+    re.IGNORECASE,
 )
 _LEADING_I = re.compile(
     r"^\s*I,?\s+(?=(?:how|what|where|when|why|which|is|are|will|take|find|navigate|call|remind|show|set|get)\b)",
@@ -45,8 +75,12 @@ def repair(text: str) -> str:
     s = _DOTTED_TIME.sub(r"\1:\2", s)
     s = _DOTTED_TIME_AFTER.sub(r"\1:\2", s)
     s = _RUN_TOGETHER_TIME.sub(r"\1:\2 ", s)
+    s = _TIME_RUN_AFTER.sub(r"\1:\2", s)
     while _THOUSANDS.search(s):
         s = _THOUSANDS.sub(r"\1", s)
     s = _THEIR.sub(r"\1 there", s)
     s = _LEADING_I.sub("", s)
+    s = _LEADING_AD.sub(lambda m: m.group(1) + ("Add" if m.group(0)[len(m.group(1))] == "A" else "add"), s)
+    s = _AT_FOR_ADD.sub(lambda m: "Add" if m.group(0)[0] == "A" else "add", s)
+    s = _IN_FOR_AN.sub(r"\1an", s)
     return s

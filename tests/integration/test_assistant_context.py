@@ -79,3 +79,26 @@ def test_follow_ups_and_recent_history(broker: Broker, state_dir: Path, tmp_path
         assert summary.startswith("No active warnings. The engine coolant warning cleared "), summary
         assert summary.endswith("the temperature is now 90 °C. Current readings: battery voltage 12.6 V."), summary
     rec.close()
+
+
+def test_calls_go_only_to_listed_contacts(broker: Broker, state_dir: Path) -> None:
+    """With `voice.contacts`, a misheard name ("time" for "Tim") is asked about, an unlisted one is not dialled."""
+    settings = daemon_settings(broker.port, state_dir, voice={"enabled": False, "contacts": ["Mom", "Tim"]})
+    rec = Recorder(broker.port, ["edge/#"])
+    with InProcessDaemon(settings):
+        pub = publisher(broker.port)
+
+        def ask(ident: str, text: str) -> str:
+            pub.publish("edge/voice/transcript", json.dumps({"text": text, "id": ident}), qos=1)
+            assert rec.wait_for(lambda: any(r["id"] == ident for r in rec.json_on("edge/voice/reply")), 10), ident
+            return str(next(r for r in rec.json_on("edge/voice/reply") if r["id"] == ident)["text"])
+
+        assert ask("1", "call my mom") == "Calling Mom."
+        assert rec.wait_for(lambda: rec.json_on("edge/actions/call") == [{"contact": "Mom"}], 5)
+        assert ask("2", "call time") == "Call Tim? Say yes or no."
+        assert ask("3", "yes") == "Calling Tim."
+        assert rec.wait_for(lambda: rec.json_on("edge/actions/call")[-1:] == [{"contact": "Tim"}], 5)
+        assert ask("4", "call sarah") == "sarah is not in your contacts, so I did not call."
+        assert ask("5", "call them") == "sarah is not in your contacts, so I did not call."  # follow-ups too
+        assert ask("6", "what's the traffic like")  # a later reply: everything before it was published
+        assert len(rec.json_on("edge/actions/call")) == 2

@@ -35,6 +35,30 @@ from edge_slm.voice.whisper_asr import MAX_PROMPT_CHARS, STYLE_EXAMPLES, build_p
         ("I how much further?", "how much further?"),
         ("is their traffic ahead.", "is there traffic ahead."),
         ("Are their any delays", "Are there any delays"),
+        # a time run together after a time word, where only time talk or the end follows
+        ("Remind me to water the plants at 545.", "Remind me to water the plants at 5:45."),
+        ("Book the court by 1015 tomorrow", "Book the court by 10:15 tomorrow"),
+        ("Move standup to after 1230 on Monday", "Move standup to after 12:30 on Monday"),
+        ("Meet Ravi at 1745, please", "Meet Ravi at 17:45, please"),
+        ("Navigate to 1600 Main Street", "Navigate to 1600 Main Street"),  # no time word: an address
+        ("Pick up the parcel at 221 Elm Road", "Pick up the parcel at 221 Elm Road"),  # a street follows
+        ("Meet at 475.", "Meet at 475."),  # minutes 75: not a time
+        ("Dinner at 2530", "Dinner at 2530"),  # hour 25: not a time
+        # "ad" for the verb "add" opening a command; "in" for "an" before a calendar noun
+        ("Ad yoga class Thursday at 7 pm.", "Add yoga class Thursday at 7 pm."),
+        ("Calendar, ad budget meeting at noon", "Calendar, add budget meeting at noon"),
+        ("Make in appointment for the tyre change", "Make an appointment for the tyre change"),
+        ("schedule in event on Sunday", "schedule an event on Sunday"),
+        ("At tennis lesson to my calendar on Sunday.", "Add tennis lesson to my calendar on Sunday."),
+        ("At 5 pm add tea to my calendar", "At 5 pm add tea to my calendar"),  # a time: "at" is right
+        ("At noon put lunch on the calendar", "At noon put lunch on the calendar"),
+        ("At piano lesson on Tuesday at 8 pm.", "Add piano lesson on Tuesday at 8 pm."),
+        ("At the office, call Bob tomorrow", "At the office, call Bob tomorrow"),  # a verb: "at" is meant
+        ("At the office", "At the office"),  # no calendar cue: left alone
+        ("At home, add milk run to my calendar", "At home, add milk run to my calendar"),  # the verb is there
+        ("Ads are blocked", "Ads are blocked"),
+        ("The ad was loud", "The ad was loud"),
+        ("Book in advance", "Book in advance"),
         # left alone: not unambiguous
         ("Drive 5m forward", "Drive 5m forward"),
         ("Is their car ok", "Is their car ok"),
@@ -59,6 +83,9 @@ def intents() -> IntentRecognizer:
         ("Remind me to book a service tomorrow at 9M.", "create_event", {"when": "tomorrow at 9 am"}),
         ("I how much further?", "eta", {}),
         ("Is their traffic ahead?", "traffic", {}),
+        ("Remind me to water the plants at 545.", "create_event", {"when": "5:45"}),
+        ("Ad yoga class Thursday at 7 pm.", "create_event", {"title": "yoga class", "when": "thursday at 7 pm"}),
+        ("At tennis lesson to my calendar on Sunday.", "create_event", {"title": "tennis lesson", "when": "sunday"}),
         ("Navigate to Pier 39.", "navigate_to", {"destination": "Pier 39"}),
         ("Find a charging station nearby.", "find_poi", {"category": "charging"}),
     ],

@@ -31,23 +31,13 @@ sys.path.insert(0, str(ROOT))
 from edge_slm.config import IntentSettings, load_settings  # noqa: E402
 from edge_slm.events import Intent  # noqa: E402
 from edge_slm.intent.grammar import Grammar  # noqa: E402
-from edge_slm.intent.normalize import basic_words  # noqa: E402
-from edge_slm.intent.numbers import address_numbers, time_numbers  # noqa: E402
 from edge_slm.intent.recognizer import IntentRecognizer  # noqa: E402
 from edge_slm.intent.schema import ACTION_INTENTS, INTENT_SLOTS  # noqa: E402
 from edge_slm.intent.semantic import SemanticTier  # noqa: E402
+from edge_slm.intent.slot_compare import slots_equal  # noqa: E402
 from edge_slm.llm.api import LlmEngine  # noqa: E402
 
 DEFAULT_DATA = [ROOT / "tests" / "data" / "commands.jsonl", ROOT / "tests" / "data" / "commands_heldout.jsonl"]
-
-
-def canon(value: str, slot: str = "") -> str:
-    words = basic_words(value)
-    return " ".join(time_numbers(words) if slot == "when" else address_numbers(words))
-
-
-def slots_equal(gold: dict[str, str], got: dict[str, str]) -> bool:
-    return all(canon(got.get(k, ""), k) == canon(v, k) for k, v in gold.items())
 
 
 @dataclass

@@ -179,11 +179,13 @@ def write_report(run_dir: Path, report: dict[str, Any]) -> None:
     rows += [
         ("commands (held-out): model-tier intent accuracy", "commands_heldout", "intent_accuracy"),
         ("commands (held-out): raw model intent accuracy", "commands_heldout", "raw_intent_accuracy"),
-        ("commands (held-out): unsafe actions", "commands_heldout", "unsafe_actions"),
+        ("commands (held-out): wrong actions (wrong intent or slots)", "commands_heldout", "wrong_actions"),
+        ("commands (held-out): unsafe actions (wrong intent)", "commands_heldout", "unsafe_actions"),
         ("commands (frozen blind set): model-tier intent accuracy", "commands_blind", "intent_accuracy"),
         ("commands (frozen blind set): raw model intent accuracy", "commands_blind", "raw_intent_accuracy"),
         ("commands (frozen blind set): slot accuracy", "commands_blind", "slot_accuracy"),
-        ("commands (frozen blind set): unsafe actions", "commands_blind", "unsafe_actions"),
+        ("commands (frozen blind set): wrong actions (wrong intent or slots)", "commands_blind", "wrong_actions"),
+        ("commands (frozen blind set): unsafe actions (wrong intent)", "commands_blind", "unsafe_actions"),
     ]  # speed is not compared here (machine load differs between the runs): tools/bench_tune.py does
     lines = [
         f"# Tuning report: {Path(report['model']).name}",

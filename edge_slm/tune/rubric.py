@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edge_slm.intent.schema import ACTION_INTENTS, INTENT_SLOTS
+from edge_slm.intent.slot_compare import slots_equal
 from edge_slm.llm.explain import invented_numbers, mentions_value
 
 FIELDS = ("summary", "cause", "action")
@@ -57,33 +58,37 @@ def explanation_checks(
     }
 
 
-def canon(value: str) -> str:
-    return " ".join(value.lower().split())
-
-
 @dataclass
 class CommandScore:
+    """As tools/score_intents.py counts: a wrong action fired with the wrong intent or wrong slots
+    (spoken numbers equal to digits); an unsafe one fired for a command that asked for no such action."""
+
     total: int = 0
     correct: int = 0
     raw_correct: int = 0  # the model's own intent, before the tier's grounding checks
     slot_total: int = 0
     slot_correct: int = 0
-    unsafe_actions: int = 0  # an action fired with the wrong intent or wrong slots
+    wrong_actions: int = 0
+    unsafe_actions: int = 0
     errors: list[str] = field(default_factory=list)
 
     def add(self, text: str, gold_intent: str, gold_slots: Mapping[str, str], got_intent: str,
             got_slots: Mapping[str, str], raw_intent: str) -> None:  # fmt: skip
         self.total += 1
         ok = got_intent == gold_intent
-        slots_ok = all(canon(got_slots.get(k, "")) == canon(v) for k, v in gold_slots.items())
+        slots_ok = slots_equal(gold_slots, got_slots)
         self.correct += ok
         self.raw_correct += raw_intent == gold_intent
         if INTENT_SLOTS.get(gold_intent):
             self.slot_total += 1
             self.slot_correct += ok and slots_ok
-        if got_intent in ACTION_INTENTS and not (ok and slots_ok):
+        if got_intent in ACTION_INTENTS and not ok:
             self.unsafe_actions += 1
-            self.errors.append(f"UNSAFE {text!r}: {got_intent} {dict(got_slots)} (gold {gold_intent})")
+        if got_intent in ACTION_INTENTS and not (ok and slots_ok):
+            self.wrong_actions += 1
+            label = "UNSAFE" if not ok else "WRONG ACTION"
+            gold = f"{gold_intent} {dict(gold_slots)}"
+            self.errors.append(f"{label} {text!r}: {got_intent} {dict(got_slots)} (gold {gold})")
         elif not ok:
             self.errors.append(f"{text!r}: {got_intent} (gold {gold_intent}, raw {raw_intent})")
 
@@ -96,5 +101,6 @@ class CommandScore:
             "intent_accuracy": rate(self.correct, self.total),
             "raw_intent_accuracy": rate(self.raw_correct, self.total),
             "slot_accuracy": rate(self.slot_correct, self.slot_total),
+            "wrong_actions": self.wrong_actions,
             "unsafe_actions": self.unsafe_actions,
         }

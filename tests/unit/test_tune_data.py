@@ -16,7 +16,7 @@ from edge_slm.tune import adapters, command_data, explain_data
 from edge_slm.tune.evaluate import verdict
 from edge_slm.tune.examples import Example, read_jsonl, write_jsonl
 from edge_slm.tune.pipeline import DataMix, blind_texts, build_data, select_training
-from edge_slm.tune.rubric import explanation_checks, names_known_cause, repeats
+from edge_slm.tune.rubric import CommandScore, explanation_checks, names_known_cause, repeats
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -129,6 +129,24 @@ def test_rubric() -> None:
     assert repeats("a b c d a b c d") and not repeats("a b c d e f")
     # a word of the signal's own label is no cause ("battery" for a battery alert)
     assert not names_known_cause("The battery is bad.", ["worn battery"], label="12 V battery voltage")
+
+
+def test_command_score_counts_wrong_and_unsafe_actions_like_score_intents() -> None:
+    score = CommandScore()
+    # spoken numbers equal digits: the same action
+    score.add("navigate to pier thirty nine", "navigate_to", {"destination": "pier 39"},
+              "navigate_to", {"destination": "pier thirty nine"}, "navigate_to")  # fmt: skip
+    # right intent, other slot: a wrong action, not an unsafe one
+    score.add("take me to the main gate of the plant", "navigate_to", {"destination": "main gate of the plant"},
+              "navigate_to", {"destination": "plant"}, "navigate_to")  # fmt: skip
+    # an action nobody asked for: wrong and unsafe
+    score.add("how long until we get there", "eta", {}, "call_contact", {"contact": "there"}, "call_contact")
+    # no action taken: neither
+    score.add("call my sister", "call_contact", {"contact": "my sister"}, "unknown", {}, "call_contact")
+    summary = score.summary()
+    assert summary["intent_accuracy"] == 0.5 and summary["raw_intent_accuracy"] == 0.75
+    assert summary["wrong_actions"] == 2 and summary["unsafe_actions"] == 1
+    assert summary["slot_accuracy"] == round(1 / 3, 4)
 
 
 def _scores(cmd: float, unsafe: int, exp: float) -> dict[str, dict[str, float | int]]:

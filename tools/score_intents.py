@@ -11,6 +11,7 @@ over commands whose intent has slots; spoken numbers compare equal to digits, "t
     python tools/score_intents.py --no-semantic                     # grammar only
     python tools/score_intents.py --model path/to/SmolLM2-135M-Instruct.Q4_1.gguf
     python tools/score_intents.py --model ... --data tests/data/commands_heldout.jsonl --errors
+    python tools/score_intents.py --model ... --lora edge_slm/tune/adapters/smollm2-135m.lora.gguf
 """
 
 from __future__ import annotations
@@ -130,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", action="append", type=Path, help="JSONL file (repeatable); default: both splits")
     parser.add_argument("--model", help="GGUF path for the model tier (SmolLM2, Gemma, ...)")
+    parser.add_argument("--lora", default="", help="a GGUF LoRA adapter for --model (edge-slm tune)")
     parser.add_argument("--grammar-file", action="append", default=[], help="extra grammar file(s)")
     parser.add_argument("--errors", action="store_true", help="list every miss")
     parser.add_argument("--no-semantic", action="store_true", help="leave the semantic tier out")
@@ -160,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.model:
         from edge_slm.llm.loader import load_engine
 
-        settings = load_settings(cli_overrides={"model": {"path": args.model}}, environ={})
+        overrides = {"model": {"path": args.model, "lora_path": args.lora}}
+        settings = load_settings(cli_overrides=overrides, environ={})
         started = time.perf_counter()
         engine = load_engine(settings)
         print(f"model {engine.model_name} loaded in {time.perf_counter() - started:.1f} s")

@@ -163,7 +163,8 @@ def test_verdict_installs_only_a_safe_win() -> None:
 
 def test_lora_path_auto(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert adapters.resolve_lora_path(ModelSettings(lora_path="/x/a.gguf"), tmp_path) == "/x/a.gguf"
-    assert adapters.resolve_lora_path(ModelSettings(), tmp_path) == ""
+    assert adapters.resolve_lora_path(ModelSettings(lora_path=""), tmp_path) == ""
+    assert ModelSettings().lora_path == "auto"  # the default: the tuned adapter where one fits the model
     monkeypatch.setattr(adapters, "SHIPPED_DIR", tmp_path / "shipped")
     auto = ModelSettings(name="smollm2-135m", lora_path="auto")
     assert adapters.resolve_lora_path(auto, tmp_path) == ""

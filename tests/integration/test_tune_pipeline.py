@@ -164,7 +164,7 @@ def test_default_profile_loads_the_shipped_adapter(tmp_path: Path) -> None:
     shipped = shipped_adapter("smollm2-135m")
     assert shipped is not None and shipped.stat().st_size < 20e6
     settings = load_settings(profile="generic", environ={"EDGE_SLM_STATE_DIR": str(tmp_path)})
-    assert settings.model.lora_path == "" and settings.model.name == "smollm2-135m"  # opt-in: "auto"
+    assert settings.model.lora_path == "auto" and settings.model.name == "smollm2-135m"  # the default
     texts = {}
     for lora in ("auto", ""):
         model = load_model(replace(settings, model=replace(settings.model, lora_path=lora, save_prefix_state=False)))

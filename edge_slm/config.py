@@ -81,7 +81,7 @@ class ModelSettings:
     flash_attn: bool = False
     type_k: str = "f16"
     type_v: str = "f16"
-    lora_path: str = "auto"  # "auto": the adapter tuned for `name` (site-installed, else shipped), "" none, or a path
+    lora_path: str = ""  # a GGUF LoRA path; "auto" (the profiles): the adapter tuned for `name`, site or shipped
     # the examples in the fixed prompt prefix: "auto" leaves them out when a LoRA adapter is loaded
     # (`edge-slm tune` trains without them, so a tuned model sees the prompts it learned; the prefill is shorter)
     few_shot: str = "auto"  # "auto" | "always" | "never"

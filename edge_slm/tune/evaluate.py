@@ -85,6 +85,7 @@ def explain_request(user: str, max_tokens: int) -> GenerationRequest:
 def score_explanations(engine: Any, items: Sequence[Example], max_tokens: int = 160) -> dict[str, Any]:
     passed = 0
     counts = dict.fromkeys(RUBRIC_CHECKS, 0)
+    scored = dict.fromkeys(RUBRIC_CHECKS, 0)  # examples without gate data skip that check
     samples: list[dict[str, Any]] = []
     tokens = 0
     gen_s = 0.0
@@ -104,10 +105,11 @@ def score_explanations(engine: Any, items: Sequence[Example], max_tokens: int = 
             text = f"error: {err}"
         checks = explanation_checks(
             data, cut_off=cut_off, facts_text=ex.user, value=float(ex.meta["value"]),
-            causes=list(ex.meta.get("causes", [])), label=str(ex.meta.get("signal", "")),
+            causes=list(ex.meta.get("causes", [])), label=str(ex.meta.get("signal", "")), gate=ex.meta.get("gate"),
         )  # fmt: skip
         for key, ok in checks.items():
             counts[key] += ok
+            scored[key] += 1
         ok_all = all(checks.values())
         passed += ok_all
         if len(samples) < 6:
@@ -116,7 +118,7 @@ def score_explanations(engine: Any, items: Sequence[Example], max_tokens: int = 
     return {
         "n": n,
         "rubric_pass_rate": round(passed / n, 4) if n else None,
-        **{f"{k}_rate": round(v / n, 4) if n else None for k, v in counts.items()},
+        **{f"{k}_rate": round(v / scored[k], 4) if scored[k] else None for k, v in counts.items()},
         "completion_tokens_per_s": round(tokens / gen_s, 2) if gen_s else None,
         "samples": samples,
     }

@@ -1,38 +1,38 @@
 """Explanation examples: alert facts (exactly as `llm.explain` builds them) -> {summary, cause, action}.
 
 For every rule of the rule packs, alerts are synthesized across devices, severities and values (with a
-recent history ramping to the value), and the ideal answer is written from the rule's own knowledge:
-the summary states the device, the signal and the measured value; the cause names causes from the pack's
-notes; the action is the rule's action, cut to the schema's 140 characters without numbers the facts do
-not contain. Knowledge is pluggable (`register_knowledge`): a diagnosis module can supply richer causes
-per rule. Held out: devices, value draws and answer phrasings the training split never uses.
+recent history ramping to the value) and diagnosed as the daemon does (`detect.diagnose` with the fault
+knowledge, site knowledge included). The ideal answer is a plainer rewrite of the daemon's knowledge
+text: the device, the value, the limit and how long; the diagnosed cause with its evidence, numbers
+unchanged; the cause's action word for word. Every answer passes the daemon's gate (`explain.gate`), so
+the model is never taught text the daemon would refuse. Held out: devices, value draws and phrasings the
+training split never uses.
 """
 
 from __future__ import annotations
 
 import json
 import random
-import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from edge_slm.detect import templates
-from edge_slm.detect.diagnose import diagnose
+from edge_slm.detect.diagnose import Diagnosis, diagnose, fmt_duration
 from edge_slm.detect.knowledge import Knowledge as FaultKnowledge
 from edge_slm.detect.knowledge import load_knowledge
 from edge_slm.detect.rules import Direction, Rule, RuleKind, load_rules
-from edge_slm.events import Alert, AlertState, Severity
+from edge_slm.events import Alert, AlertState, Explanation, Severity
 from edge_slm.llm.explain import (
-    EXPLANATION_SCHEMA,
     build_facts,
     facts_message,
+    gate,
     invented_numbers,
+    join_evidence,
     knowledge_explanation,
     mentions_value,
 )
 from edge_slm.tune.examples import Example, Split, register_source
 
-MAX_FIELD = int(EXPLANATION_SCHEMA["properties"]["summary"]["maxLength"])
 ALERTS_PER_RULE: dict[Split, int] = {"train": 60, "heldout": 6}
 
 DEVICES: dict[str, dict[Split, tuple[str, ...]]] = {
@@ -45,70 +45,6 @@ DEVICES: dict[str, dict[Split, tuple[str, ...]]] = {
         "heldout": ("taxi-8", "car-99", "ambulance-2"),
     },
 }
-
-SUMMARIES: dict[Split, tuple[str, ...]] = {
-    "train": (
-        "{Label} on {device} is {value}{unit}, {beyond} the {severity} limit.",
-        "{device}: {label} reached {value}{unit} and is {trend}.",
-        "{Label} of {device} is at {value}{unit} ({severity}).",
-    ),
-    "heldout": ("The {label} on {device} measured {value}{unit}, a {severity} level.",),
-}
-CAUSES: dict[Split, tuple[str, ...]] = {
-    "train": ("Likely cause: {c1} or {c2}.", "{C1} or {c2} is the most likely cause.", "Probably {c1}."),
-    "heldout": ("The usual causes are {c1} and {c2}.",),
-}
-
-Knowledge = Callable[[Rule], list[str]]  # rule -> known causes, most likely first
-_KNOWLEDGE: list[Knowledge] = []
-
-_CAUSE_LEADS = (
-    re.compile(r"(?:common causes|causes|caused by|means|point to|indicates?)\s*:?\s*(.+)", re.IGNORECASE),
-    re.compile(r"^(.+?)\s+(?:raise|raises|lead to|leads to)\b", re.IGNORECASE),  # "X, Y and Z raise the temperature"
-)
-
-
-def register_knowledge(source: Knowledge) -> None:
-    """Add a source of causes per rule (e.g. a diagnosis module); the first non-empty answer wins."""
-    _KNOWLEDGE.insert(0, source)
-
-
-def causes_from_notes(rule: Rule) -> list[str]:
-    """Cause phrases from the pack's notes: the list after "Causes:", "means", "point to" ..."""
-    sentences = re.split(r"(?<=\.)\s+", rule.notes)
-    for pattern, sentence in ((p, s) for p in _CAUSE_LEADS for s in sentences):
-        match = pattern.search(sentence)
-        if not match:
-            continue
-        body = match.group(1).rstrip(". ")
-        parts = re.split(r",\s*|\s+or\s+|\s+and\s+", body)
-        parts = [re.sub(r"^(or|and)\s+", "", p.strip(), flags=re.IGNORECASE) for p in parts]  # ", or x"
-        causes = [re.sub(r"^(a|an|the)\s+", "", p, flags=re.IGNORECASE) for p in parts]
-        # "over- or under-greasing": a dangling prefix is no cause of its own
-        causes = [
-            c[:1].lower() + c[1:]
-            for c in causes
-            if c and not c.endswith("-") and not re.search(r"\d", c) and len(c) <= 60
-        ]
-        if causes:
-            return causes
-    return []
-
-
-def fallback_causes(rule: Rule) -> list[str]:
-    label = rule.label or rule.signal
-    if rule.direction is Direction.BELOW:
-        return [f"a {label} drop", "a supply or charging problem"]
-    return [f"an overload raising the {label}", "a fault in the cooling or supply"]
-
-
-def known_causes(rule: Rule) -> list[str]:
-    sources: list[Knowledge] = [*_KNOWLEDGE, causes_from_notes]
-    for source in sources:
-        found = source(rule)
-        if found:
-            return found
-    return fallback_causes(rule)
 
 
 @dataclass(frozen=True)
@@ -182,38 +118,10 @@ def synthesize(rule: Rule, device: str, severity: Severity, rng: random.Random) 
     return SyntheticAlert(alert, tuple(history), rule)
 
 
-def _fit(text: str, limit: int = MAX_FIELD) -> str:
-    """Cut at a clause boundary so the text fits the schema and still ends as a sentence."""
-    text = " ".join(text.split())
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    for mark in ("; ", ", ", " "):
-        pos = cut.rfind(mark)
-        if pos > limit // 3:
-            return cut[:pos].rstrip(",;") + "."
-    return cut + "."
-
-
-def _action(rule: Rule, facts_text: str) -> str:
-    """The rule's action without clauses whose numbers the facts do not contain."""
-    clauses = re.split(r"(?<=[.;])\s+", rule.action or "Inspect the equipment.")
-    kept = [c for c in clauses if not invented_numbers(c, facts_text)]
-    return _fit(" ".join(kept) or "Inspect the equipment and check the readings.")
-
-
-def _trend(history: Sequence[tuple[float, float]]) -> str:
-    first, last = history[0][1], history[-1][1]
-    if last > first:
-        return "rising"
-    return "falling" if last < first else "steady"
-
-
-def daemon_facts(item: SyntheticAlert) -> dict[str, object]:
-    """The FACTS the daemon's explainer hands the model for this alert: its knowledge text, built from
-    the diagnosis of the alert's history (llm.explain.knowledge_explanation)."""
+def diagnosed(item: SyntheticAlert) -> tuple[Diagnosis, Explanation]:
+    """The diagnosis of the alert's history and the knowledge text the daemon builds from it."""
     diagnosis = diagnose(item.alert, {item.alert.signal: list(item.history)}, _fault_knowledge())
-    return build_facts(item.alert, knowledge_explanation(item.alert, diagnosis))
+    return diagnosis, knowledge_explanation(item.alert, diagnosis)
 
 
 def _fault_knowledge() -> FaultKnowledge:
@@ -225,27 +133,98 @@ def _fault_knowledge() -> FaultKnowledge:
 
 _LOADED_KNOWLEDGE: FaultKnowledge | None = None
 
+# The rewrites the model learns: the knowledge text in plainer words, with every number, the diagnosed
+# cause and the action's first step kept (the daemon's gate refuses anything else). Held out: phrasings
+# the training split never uses, so the evaluation sees whether the model learnt to keep the facts rather
+# than a sentence frame.
+SUMMARY_REWRITES: dict[Split, tuple[str, ...]] = {
+    "train": (
+        "{device}: {base_lc}, and it has been {where} for {duration}.",
+        "On {device}, {base_lc}. It has stayed {where} for {duration}.",
+        "{Base}; {where} for {duration} on {device}.",
+    ),
+    "heldout": ("{device} has been {where} for {duration}: {base_lc}.",),
+}
+SUMMARY_NO_DURATION: dict[Split, tuple[str, ...]] = {
+    "train": ("{device}: {base_lc}.", "On {device}, {base_lc}."),
+    "heldout": ("Right now {base_lc} on {device}.",),
+}
+CAUSE_REWRITES: dict[Split, tuple[str, ...]] = {
+    "train": ("{Name} is the likely cause, since {evidence}.", "Most likely {name}: {evidence}.",
+              "Probably {name}, because {evidence}."),
+    "heldout": ("The likely cause is {name}, as {evidence}.",),
+}  # fmt: skip
+CAUSE_NO_EVIDENCE: dict[Split, tuple[str, ...]] = {
+    "train": (
+        "{Name} is the most common cause of this alert, and no other signal of the device points elsewhere.",
+        "Most likely {name}, the usual cause of this alert; no other signal of the device points elsewhere.",
+    ),
+    "heldout": (
+        "The likely cause is {name}, the most common one here; no other signal of the device points elsewhere.",
+    ),
+}
+CAUSE_BARE: dict[Split, tuple[str, ...]] = {
+    "train": ("Most likely {name}.", "{Name} is the likely cause."),
+    "heldout": ("The likely cause is {name}.",),
+}
 
-def ideal_answer(item: SyntheticAlert, split: Split, rng: random.Random) -> dict[str, str]:
-    alert, rule = item.alert, item.rule
-    facts = daemon_facts(item)
-    facts_text = facts_message(facts)
-    label = rule.label or alert.signal
-    unit = f" {rule.unit}" if rule.unit and rule.unit != "%" else (" %" if rule.unit == "%" else "")
-    causes = known_causes(rule)
-    c1 = causes[0]
-    c2 = causes[1] if len(causes) > 1 else causes[0]
-    if len(causes) > 2:
-        c1, c2 = rng.sample(causes[:4], 2)
+
+def _upper_first(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _lower_first(text: str) -> str:
+    # "Vibration is ..." -> "vibration is ...", but keep "ISO 10816 ..." and "12 V ..." as written
+    return text if text[:2].isupper() or not text[:1].isalpha() else text[:1].lower() + text[1:]
+
+
+def rewrite(alert: Alert, diagnosis: Diagnosis, split: Split, rng: random.Random) -> dict[str, str]:
+    """A plainer rewrite of the knowledge text (`knowledge_explanation`), built from the same parts."""
+    base = alert.summary.strip().rstrip(".")
     fill = {
-        "label": label, "Label": label[:1].upper() + label[1:], "device": alert.device, "value": facts["measured"],
-        "unit": unit, "severity": alert.severity.label, "trend": _trend(item.history),
-        "beyond": "above" if rule.direction is Direction.ABOVE else "below",
-        "c1": c1, "C1": c1[:1].upper() + c1[1:], "c2": c2,
+        "device": alert.device, "Base": _upper_first(base), "base_lc": _lower_first(base),
+        "where": "outside its learned normal range" if diagnosis.basis == "signals" else "beyond the limit",
+        "duration": fmt_duration(diagnosis.duration_s),
+        "name": diagnosis.top.name, "Name": _upper_first(diagnosis.top.name),
+        "evidence": join_evidence(diagnosis.top.evidence[:2]),
     }  # fmt: skip
-    summary = _fit(rng.choice(SUMMARIES[split]).format(**fill))
-    cause = _fit(rng.choice(CAUSES[split]).format(**fill))
-    return {"summary": summary, "cause": cause, "action": _action(rule, facts_text)}
+    summaries = SUMMARY_REWRITES if diagnosis.duration_s >= 1.0 else SUMMARY_NO_DURATION
+    if diagnosis.top.evidence:
+        causes = CAUSE_REWRITES
+    else:  # as knowledge_explanation says it: "the most common cause" only when the knowledge decided
+        causes = CAUSE_NO_EVIDENCE if diagnosis.basis == "knowledge" else CAUSE_BARE
+    return {
+        "summary": rng.choice(summaries[split]).format(**fill),  # a device id keeps its case
+        "cause": rng.choice(causes[split]).format(**fill),
+        "action": alert_action(diagnosis),
+    }
+
+
+def alert_action(diagnosis: Diagnosis) -> str:
+    """The diagnosed cause's action as the knowledge text says it: a technician's steps are not reworded."""
+    text = diagnosis.top.action.strip()
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def ideal_answer(
+    alert: Alert, diagnosis: Diagnosis, reference: Explanation, split: Split, rng: random.Random
+) -> dict[str, str]:
+    """The rewrite when it passes the daemon's gate, else the knowledge text itself (which always does)."""
+    answer = rewrite(alert, diagnosis, split, rng)
+    if not gate(answer, reference, diagnosis, alert):
+        return answer
+    return {"summary": reference.summary, "cause": reference.cause, "action": reference.action}
+
+
+def gate_meta(alert: Alert, diagnosis: Diagnosis, reference: Explanation) -> dict[str, object]:
+    """What the evaluation needs to run the daemon's gate on a model's answer (`explain.gate_texts`)."""
+    own = list(diagnosis.top.keywords)
+    return {
+        "reference": [reference.summary, reference.cause, reference.action],
+        "device": alert.device,
+        "cause_keywords": own,
+        "foreign_keywords": sorted({k for o in diagnosis.other_causes for k in o.keywords if k not in own}),
+    }
 
 
 def explanation_examples(split: Split, seed: int = 0, rules: Sequence[Rule] | None = None) -> Iterator[Example]:
@@ -255,8 +234,9 @@ def explanation_examples(split: Split, seed: int = 0, rules: Sequence[Rule] | No
         severities = [sev for sev, _ in rule.levels]
         for i in range(ALERTS_PER_RULE[split]):
             item = synthesize(rule, devices[i % len(devices)], severities[i % len(severities)], rng)
-            answer = ideal_answer(item, split, rng)
-            facts = daemon_facts(item)
+            diagnosis, reference = diagnosed(item)
+            answer = ideal_answer(item.alert, diagnosis, reference, split, rng)
+            facts = build_facts(item.alert, reference)
             user = facts_message(facts)
             text = " ".join(answer.values())
             if invented_numbers(text, user) or not mentions_value(answer["summary"], item.alert.value):
@@ -270,8 +250,9 @@ def explanation_examples(split: Split, seed: int = 0, rules: Sequence[Rule] | No
                     "rule": rule.id,
                     "signal": item.alert.signal,
                     "value": item.alert.value,
-                    "causes": known_causes(rule),
+                    "causes": [diagnosis.top.name, *diagnosis.top.keywords],
                     "facts": facts,
+                    "gate": gate_meta(item.alert, diagnosis, reference),
                 },
             )
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from edge_slm.tune import examples
 from edge_slm.tune.examples import Example
+from edge_slm.tune.rubric import RUBRIC_CHECKS
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +175,7 @@ def write_report(run_dir: Path, report: dict[str, Any]) -> None:
     (run_dir / "report.json").write_text(json.dumps(report, indent=2))
     base, tuned = report["base"], report["tuned"]
     rows = [("explanations (held-out): rubric pass rate", "explanations_heldout", "rubric_pass_rate")]
-    for check in ("json_valid", "not_cut_off", "states_value", "no_invented_numbers", "no_repetition", "names_cause"):
+    for check in RUBRIC_CHECKS:
         rows.append((f"explanations (held-out): {check}", "explanations_heldout", f"{check}_rate"))
     rows += [
         ("commands (held-out): model-tier intent accuracy", "commands_heldout", "intent_accuracy"),

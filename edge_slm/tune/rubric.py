@@ -9,12 +9,14 @@ from typing import Any
 
 from edge_slm.intent.schema import ACTION_INTENTS, INTENT_SLOTS
 from edge_slm.intent.slot_compare import slots_equal
-from edge_slm.llm.explain import invented_numbers, mentions_value
+from edge_slm.llm.explain import gate_texts, invented_numbers, mentions_value
 
 FIELDS = ("summary", "cause", "action")
 _WORD = re.compile(r"[a-z]+")
 _STOP = frozenset({"the", "and", "with", "from", "that", "this", "than", "into", "over", "about", "low", "high"})
-RUBRIC_CHECKS = ("json_valid", "not_cut_off", "states_value", "no_invented_numbers", "no_repetition", "names_cause")
+RUBRIC_CHECKS = (
+    "json_valid", "not_cut_off", "states_value", "no_invented_numbers", "no_repetition", "names_cause", "passes_gate",
+)  # fmt: skip
 
 
 def _words(text: str) -> list[str]:
@@ -41,14 +43,23 @@ def names_known_cause(cause: str, known: Iterable[str], label: str = "") -> bool
 
 
 def explanation_checks(
-    data: Mapping[str, Any] | None, *, cut_off: bool, facts_text: str, value: float, causes: Sequence[str], label: str
+    data: Mapping[str, Any] | None,
+    *,
+    cut_off: bool,
+    facts_text: str,
+    value: float,
+    causes: Sequence[str],
+    label: str,
+    gate: Mapping[str, Any] | None = None,
 ) -> dict[str, bool]:
+    """The rubric; `gate` (explain_data.gate_meta) adds the daemon's own gate, so a pass here is text the
+    daemon would publish. Without it (older example files) the gate check is left out."""
     fields = {k: (data or {}).get(k) for k in FIELDS}
     valid = data is not None and all(isinstance(v, str) and v.strip() for v in fields.values())
     texts = {k: str(v) if isinstance(v, str) else "" for k, v in fields.items()}
     joined = " ".join(texts.values())
     distinct = len({t.strip().lower() for t in texts.values()}) == len(FIELDS)
-    return {
+    checks = {
         "json_valid": valid,
         "not_cut_off": not cut_off,
         "states_value": valid and mentions_value(texts["summary"], value),
@@ -56,6 +67,17 @@ def explanation_checks(
         "no_repetition": valid and distinct and not any(repeats(t) for t in texts.values()),
         "names_cause": valid and names_known_cause(texts["cause"], causes, label),
     }
+    if gate is not None:
+        checks["passes_gate"] = valid and not cut_off and passes_gate(texts, gate, value)
+    return checks
+
+
+def passes_gate(fields: Mapping[str, str], gate: Mapping[str, Any], value: float) -> bool:
+    verdict = gate_texts(
+        fields, tuple(gate["reference"]), value=value, device=str(gate["device"]),
+        cause_keywords=gate.get("cause_keywords"), foreign_keywords=gate.get("foreign_keywords") or (),
+    )  # fmt: skip
+    return verdict == ""
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from edge_slm.config import ModelSettings, load_settings
 from edge_slm.detect.rules import load_rules
 from edge_slm.intent.schema import INTENT_SLOTS
-from edge_slm.llm.explain import EXPLANATION_SCHEMA, invented_numbers, mentions_value
+from edge_slm.llm.explain import EXPLANATION_SCHEMA, gate_texts, invented_numbers, mentions_value
 from edge_slm.tune import adapters, command_data, explain_data
 from edge_slm.tune.evaluate import verdict
 from edge_slm.tune.examples import Example, read_jsonl, write_jsonl
@@ -65,31 +66,41 @@ def test_explanation_answers_pass_the_explainers_own_checks(built: dict[str, lis
         assert not invented_numbers(" ".join(answer.values()), ex.user)
         assert mentions_value(answer["summary"], ex.meta["value"])
         assert names_known_cause(answer["cause"], ex.meta["causes"], ex.meta["signal"])
+        gate = ex.meta["gate"]
+        verdict = gate_texts(
+            answer, gate["reference"], value=ex.meta["value"], device=gate["device"],
+            cause_keywords=gate["cause_keywords"], foreign_keywords=gate["foreign_keywords"],
+        )  # fmt: skip
+        assert verdict == "", (verdict, ex.answer)  # the daemon would publish every answer it is taught
         rules_seen.add(ex.meta["rule"])
     assert rules_seen == {r.id for r in load_rules()}
 
 
-def test_asr_noise_and_causes_from_notes() -> None:
+def test_asr_noise() -> None:
     import random
 
     rng = random.Random(3)
     noisy = [command_data.asr_noise("Remind me to call the bank at 3 pm, please.", rng) for _ in range(30)]
     assert all(n == n.lower() and "," not in n for n in noisy)
     assert any("three" in n for n in noisy) and any(n.split()[0] in command_data.FILLERS for n in noisy)
-    causes = {r.id: explain_data.known_causes(r) for r in load_rules()}
-    assert "stuck thermostat" in causes["coolant.overheat"]
-    assert "lack of lubricant" in causes["bearing.overheat"]
 
 
-def test_knowledge_is_pluggable() -> None:
-    rule = next(r for r in load_rules() if r.id == "tire.low_pressure")
-    explain_data.register_knowledge(lambda r: ["nail in the tread"] if r.id == "tire.low_pressure" else [])
-    try:
-        assert explain_data.known_causes(rule) == ["nail in the tread"]
-        ex = next(explain_data.explanation_examples("train", rules=[rule]))
-        assert "nail in the tread" in json.loads(ex.answer)["cause"]
-    finally:
-        explain_data._KNOWLEDGE.pop(0)
+def test_answers_rewrite_the_knowledge_text_and_held_out_phrasings_differ(built: dict[str, list[Example]]) -> None:
+    def frames(split: str) -> set[str]:
+        """The cause's sentence frame: the text before its first comma or colon, the cause's name as X."""
+        out = set()
+        for ex in built[split]:
+            if ex.task == "explain":
+                answer, reference = json.loads(ex.answer), ex.meta["gate"]["reference"]
+                assert answer["summary"] != reference[0] and answer["cause"] != reference[1]  # reworded
+                assert answer["action"] == reference[2]  # a technician's steps stay word for word
+                assert ex.meta["causes"][0].lower() in answer["cause"].lower()  # the diagnosed cause, by name
+                name = re.escape(ex.meta["causes"][0])
+                out.add(re.split(r"[,:.]", re.sub(name, "X", answer["cause"], flags=re.IGNORECASE))[0])
+        return out
+
+    train, heldout = frames("train"), frames("heldout")
+    assert len(train) >= 3 and heldout and train.isdisjoint(heldout)
 
 
 def test_selection_balances_intents_and_keeps_labelled_first(built: dict[str, list[Example]]) -> None:

@@ -260,6 +260,7 @@ class Daemon:
         self.state.save_alerts()
         self.state.save_learned()
         self.bus.stop()
+        self.bus.hand_over_remaining_acks()  # before the outbox closes: acked alerts are not re-sent
         if self.metrics_server is not None:
             self.metrics_server.stop()
         if self.outbox is not None:

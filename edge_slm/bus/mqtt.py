@@ -353,6 +353,13 @@ class MqttBus:
             log.warning("ingest: %s", behind)
         return batch
 
+    def hand_over_remaining_acks(self) -> None:
+        """After `stop`: the PUBACKs that came in while disconnecting go to `on_published` now (the
+        caller closes the outbox next); wake-ups still queued on the loop then hand over nothing."""
+        on_published, self._on_published = self._on_published, None
+        while self._acked and on_published is not None:
+            on_published([self._acked.popleft() for _ in range(min(len(self._acked), ACKS_PER_WAKE))])
+
     def _on_wake(self) -> None:
         """On the loop: hand over the PUBACKs and inbound messages that arrived since the last wake."""
         self.counters.loop_wakeups += 1

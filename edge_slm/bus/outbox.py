@@ -129,13 +129,15 @@ class Outbox:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         """Group many writes into one commit (a batch of PUBACKs: one WAL commit, not hundreds)."""
-        if self._db.in_transaction:
-            yield
-            return
-        try:
-            self._db.execute("BEGIN")
+        try:  # a closed outbox (PUBACKs handed over after shutdown) raises here, as OutboxError
+            nested = self._db.in_transaction
+            if not nested:
+                self._db.execute("BEGIN")
         except sqlite3.Error as err:
             raise OutboxError(f"outbox write failed: {err}") from err
+        if nested:
+            yield
+            return
         try:
             yield
         finally:

@@ -160,6 +160,48 @@ def test_the_buffered_socket_serves_paho_reads_from_one_recv_and_says_what_is_pe
         left.close()
 
 
+def _publish_packet(topic: bytes, qos: int, retain: bool, mid: int, props: bytes, payload: bytes) -> dict:
+    body = len(topic).to_bytes(2, "big") + topic + (mid.to_bytes(2, "big") if qos else b"") + props + payload
+    return {"command": 0x30 | (qos << 1) | int(retain), "packet": body}
+
+
+@pytest.mark.parametrize(
+    ("topic", "qos", "retain", "with_props"),
+    [(b"edge/telemetry/pump-1", 0, False, False), (b"edge/telemetry/pump-1", 1, True, False),
+     (b"edge/llm/response/n", 1, False, True), (b"edge/x", 2, False, False)],
+)  # fmt: skip
+def test_the_mqtt5_publish_fast_path_reads_what_paho_reads(
+    topic: bytes, qos: int, retain: bool, with_props: bool
+) -> None:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    from edge_slm.bus.paho_buffered import BufferedClient
+
+    props = b"\x00"
+    if with_props:
+        wanted = Properties(PacketTypes.PUBLISH)
+        wanted.ResponseTopic = "edge/llm/reply"
+        wanted.CorrelationData = b"\x01\x02"
+        props = wanted.pack()
+    got = {}
+    for name, cls in (("paho", mqtt.Client), ("fast", BufferedClient)):
+        client = cls(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5, manual_ack=True)
+        client.on_message = lambda c, u, m, name=name: got.__setitem__(name, m)
+        client._in_packet = _publish_packet(topic, qos, retain, 0x1234, props, b'{"signals": {"x": 1}}')
+        client._handle_publish()  # QoS 2: stored until PUBREL (sending PUBREC fails unconnected)
+        if qos == 2:
+            got[name] = client._in_messages[0x1234]
+    paho_msg, fast = got["paho"], got["fast"]
+    for field in ("topic", "payload", "qos", "retain", "mid", "dup"):
+        assert getattr(fast, field) == getattr(paho_msg, field), field
+    if with_props:  # paho's own decoder: the reply fields reach the pool client
+        assert fast.properties.ResponseTopic == "edge/llm/reply" and fast.properties.CorrelationData == b"\x01\x02"
+    elif qos < 2:
+        assert fast.properties is None  # decoded by the fast path (paho would build an empty Properties)
+
+
 def test_the_policy_snapshot_built_per_change_equals_a_full_rebuild() -> None:
     from edge_slm.detect.policy import AlertPolicy, _alert_to_dict
     from edge_slm.events import Finding, Severity

@@ -71,6 +71,13 @@ def test_read_only_database_raises_outbox_error(tmp_path: Path) -> None:
         box.put(Kind.ALERT, "a", b"x")
 
 
+def test_a_closed_outbox_raises_outbox_error_not_sqlite_errors(tmp_path: Path) -> None:
+    box = make(tmp_path)
+    box.close()  # PUBACKs handed over after shutdown land here: the publisher logs an OutboxError
+    with pytest.raises(OutboxError, match="outbox write failed"), box.transaction():
+        pass
+
+
 def test_unopenable_path(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a dir")

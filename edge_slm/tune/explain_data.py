@@ -118,8 +118,9 @@ def synthesize(rule: Rule, device: str, severity: Severity, rng: random.Random) 
     return SyntheticAlert(alert, tuple(history), rule)
 
 
-def diagnosed(item: SyntheticAlert) -> tuple[Diagnosis, Explanation]:
-    """The diagnosis of the alert's history and the knowledge text the daemon builds from it."""
+def diagnosed(item: SyntheticAlert) -> tuple[Diagnosis | None, Explanation]:
+    """The diagnosis of the alert's history and the knowledge text the daemon builds from it
+    (no diagnosis for a rule the fault knowledge does not cover: the rule's own text)."""
     diagnosis = diagnose(item.alert, {item.alert.signal: list(item.history)}, _fault_knowledge())
     return diagnosis, knowledge_explanation(item.alert, diagnosis)
 
@@ -235,6 +236,8 @@ def explanation_examples(split: Split, seed: int = 0, rules: Sequence[Rule] | No
         for i in range(ALERTS_PER_RULE[split]):
             item = synthesize(rule, devices[i % len(devices)], severities[i % len(severities)], rng)
             diagnosis, reference = diagnosed(item)
+            if diagnosis is None:
+                continue  # the daemon publishes the rule's own text for it: nothing for the model to write
             answer = ideal_answer(item.alert, diagnosis, reference, split, rng)
             facts = build_facts(item.alert, reference)
             user = facts_message(facts)

@@ -9,7 +9,7 @@ head unit is asked to dial whatever was heard, and it may match someone else. Wi
 - it is close to exactly one name on the list (letters alike, or it holds every word of that name,
   "Bob Bat" -> "Bob"): that name, but only after the driver says yes;
 - otherwise: no call; the reply says the name is not in the contacts;
-- a phone number (digits) is not a name: it is left to the action guard's dialer-code check.
+- a phone number (only digits) is not a name: it is left to the action guard's dialer-code check.
 
 An empty list switches the check off (the head unit resolves names itself), as before.
 """
@@ -52,9 +52,13 @@ def _key(name: str) -> str:
     return " ".join(words)
 
 
+_PHONE_CHARS = frozenset("0123456789 +-()*#,;")
+
+
 def _is_number(name: str) -> bool:
-    digits = sum(c.isdigit() for c in name)
-    return digits >= 3 and digits >= sum(c.isalpha() for c in name)
+    """A phone number as spoken: digits (and dialing marks) only. Words around digits ("my 10011",
+    a misheard name) are a name, checked against the list like any other."""
+    return sum(c.isdigit() for c in name) >= 3 and set(name) <= _PHONE_CHARS
 
 
 class ContactBook:

@@ -17,8 +17,8 @@ Whisper makes on short spoken commands, each one only where the repair is unambi
 - a leading "I" before a question or command word ("I how much further" from "uh how much
   further"): dropped, since "I how ..." is never an English sentence;
 - "Ad ..." opening a command (homophone of the calendar verb "add"; also after "calendar," / "please"): "Add ...";
-  "At haircut to my calendar", "At team lunch on Friday at noon" (no verb at all, then a calendar cue: "add"
-  heard as "at"; not before a number or time word): "Add ...";
+  "At haircut to my calendar", "At team lunch on Friday at noon", "Had dentist on Monday at 3" (no verb at
+  all, then a calendar cue: "add" heard as "at" or "had"; not before a number or time word): "Add ...";
 - "set in appointment" (the article "an" heard as "in" before a vowel-initial calendar noun, after a verb that
   makes one: set, make, add, create, schedule, book): "set an appointment";
 - "is their" / "are their" (homophone) before "traffic", "any", "a", "delays", ...: "is there" / "are there"
@@ -48,7 +48,7 @@ _THEIR = re.compile(
 )
 _LEADING_AD = re.compile(r"^((?:(?:calendar|please|ok|okay)[,:]?\s+)?)ad\b(?!['-])", re.IGNORECASE)
 _AT_FOR_ADD = re.compile(
-    r"^at\b(?!\s+(?:\d|noon|midnight|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|half|quarter)\b)"
+    r"^(?:at|had)\b(?!\s+(?:\d|noon|midnight|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|half|quarter)\b)"
     # a verb elsewhere: "at" is meant ("At home, add ...", "At the office, call Bob")
     r"(?!.*\b(?:add|put|schedule|set|create|book|make|move|call|phone|ring|dial|navigate|drive|take|go|find|show|"
     r"remind|tell|get)\b)"
@@ -81,6 +81,6 @@ def repair(text: str) -> str:
     s = _THEIR.sub(r"\1 there", s)
     s = _LEADING_I.sub("", s)
     s = _LEADING_AD.sub(lambda m: m.group(1) + ("Add" if m.group(0)[len(m.group(1))] == "A" else "add"), s)
-    s = _AT_FOR_ADD.sub(lambda m: "Add" if m.group(0)[0] == "A" else "add", s)
+    s = _AT_FOR_ADD.sub(lambda m: "Add" if m.group(0)[0].isupper() else "add", s)
     s = _IN_FOR_AN.sub(r"\1an", s)
     return s

@@ -38,6 +38,8 @@ BOOK = ("Mom", "Dad", "Tim", "Uncle Bob", "Bob", "Night Shift Lead", "Dr. Okafor
         ("them", ContactMatch.UNKNOWN, "them"),
         ("sarah", ContactMatch.UNKNOWN, "sarah"),
         ("0176 555 0100", ContactMatch.NUMBER, "0176 555 0100"),  # a number is the dialer-code check's job
+        ("+49 (176) 555-0100", ContactMatch.NUMBER, "+49 (176) 555-0100"),
+        ("my 10011", ContactMatch.UNKNOWN, "my 10011"),  # words and digits: a misheard name, not dialled
     ],
 )
 def test_a_heard_name_is_resolved_against_the_list(heard: str, match: ContactMatch, name: str) -> None:

@@ -54,6 +54,9 @@ from tests.http_fixtures import FileServer
         ("At piano lesson on Tuesday at 8 pm.", "Add piano lesson on Tuesday at 8 pm."),
         ("At the office, call Bob tomorrow", "At the office, call Bob tomorrow"),  # a verb: "at" is meant
         ("At the office", "At the office"),  # no calendar cue: left alone
+        ("Had dentist appointment on Monday at 3 pm.", "Add dentist appointment on Monday at 3 pm."),
+        ("Had a great day", "Had a great day"),  # no calendar cue
+        ("Had the car serviced on Monday, call the garage", "Had the car serviced on Monday, call the garage"),
         ("At home, add milk run to my calendar", "At home, add milk run to my calendar"),  # the verb is there
         ("Ads are blocked", "Ads are blocked"),
         ("The ad was loud", "The ad was loud"),

@@ -306,7 +306,12 @@ class MqttBus:
         if wake_socket is not None:
             client._sockpairW = None
         try:
-            for mid, qos in acks:
+            if hasattr(client, "queue_pubacks"):  # our BufferedClient: a batch of QoS 1 PUBACKs in one write
+                client.queue_pubacks([mid for mid, qos in acks if qos == 1])
+                acks_left = [(mid, qos) for mid, qos in acks if qos != 1]
+            else:
+                acks_left = acks
+            for mid, qos in acks_left:
                 client.ack(mid, qos)
         except (ValueError, RuntimeError, OSError) as err:
             log.debug("mqtt: ack failed: %s", err)

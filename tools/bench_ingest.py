@@ -326,7 +326,7 @@ def main() -> int:
     parser.add_argument("--steady", default="1000,4000", help="comma-separated publish rates, msg/s")
     parser.add_argument("--steady-s", type=float, default=5.0)
     parser.add_argument("--rate", type=float, default=1000.0, help="background rate for the latency test")
-    parser.add_argument("--faults", type=int, default=100)
+    parser.add_argument("--faults", type=int, default=300, help="faults timed in the latency test")
     parser.add_argument("--burst", type=int, default=30_000, help="messages in the burst scenario (0: skip)")
     parser.add_argument("--_publish", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -357,10 +357,11 @@ def main() -> int:
             lat = alert_latency(broker.port, tmp / "state-lat", args.rate, args.faults)
             if lat:
                 lat.sort()
-                p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+                p95, p99 = (lat[min(len(lat) - 1, int(len(lat) * q))] for q in (0.95, 0.99))
                 print(
                     f"alert latency under {args.rate:.0f} msg/s: n={len(lat)}/{args.faults} "
-                    f"p50={statistics.median(lat):.2f} ms p99={p99:.2f} ms max={lat[-1]:.2f} ms (target p99 <= 10 ms)"
+                    f"p50={statistics.median(lat):.2f} ms p95={p95:.2f} ms p99={p99:.2f} ms max={lat[-1]:.2f} ms "
+                    "(target p99 <= 10 ms; with fewer than 100 faults p99 is the maximum)"
                 )
             else:
                 print("alert latency: no alerts received")

@@ -306,12 +306,7 @@ class MqttBus:
         if wake_socket is not None:
             client._sockpairW = None
         try:
-            if hasattr(client, "queue_pubacks"):  # our BufferedClient: a batch of QoS 1 PUBACKs in one write
-                client.queue_pubacks([mid for mid, qos in acks if qos == 1])
-                acks_left = [(mid, qos) for mid, qos in acks if qos != 1]
-            else:
-                acks_left = acks
-            for mid, qos in acks_left:
+            for mid, qos in acks:
                 client.ack(mid, qos)
         except (ValueError, RuntimeError, OSError) as err:
             log.debug("mqtt: ack failed: %s", err)

@@ -12,21 +12,18 @@ decoded here without building paho's empty `Properties` object, a quarter of the
 `message.properties` is then None. Anything else (properties, QoS 2, topic aliases) is paho's.
 
 These overrides use paho 2.x internals (`_create_socket`, `_sock`, `_handle_on_message`,
-`_handle_publish`, `_in_packet`, `_send_puback`, `_packet_queue`);
+`_handle_publish`, `_in_packet`, `_send_puback`);
 pyproject pins paho-mqtt below 3, and tests/unit/test_ingest_handoff.py exercises them.
 """
 
 from __future__ import annotations
 
-import struct
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
 READ_SIZE = 65536
-_PUBACK = struct.Struct("!BBH")  # type 0x40, remaining length 2, packet id: success on MQTT 3.1.1 and 5
 MAX_PACKETS_PER_READ = 256  # then paho's loop runs once (writes, keepalive) before reading on
 
 
@@ -77,12 +74,6 @@ class BufferedClient(mqtt.Client):
             rc = super().loop_read(max_packets)
             budget -= 1
         return rc
-
-    def queue_pubacks(self, mids: Sequence[int]) -> None:
-        """PUBACKs for many QoS 1 messages as one queued write: one queue entry and one `send` for a
-        batch, where `ack()` per message costs a queue entry, a wake-up byte and a `send` each."""
-        if mids:
-            self._packet_queue(0x40, b"".join(_PUBACK.pack(0x40, 2, mid) for mid in mids), 0, 1)
 
     def _handle_publish(self) -> mqtt.MQTTErrorCode:
         if self._protocol != mqtt.MQTTv5:

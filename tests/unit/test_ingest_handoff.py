@@ -222,17 +222,3 @@ def test_the_policy_snapshot_built_per_change_equals_a_full_rebuild() -> None:
     restored = AlertPolicy(cooldown_s=0.0)
     restored.restore(policy.snapshot())
     assert restored.snapshot() == policy.snapshot()
-
-
-def test_a_batch_of_pubacks_is_one_queued_write_of_well_formed_packets() -> None:
-    import paho.mqtt.client as mqtt
-
-    from edge_slm.bus.paho_buffered import BufferedClient
-
-    client = BufferedClient(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5, manual_ack=True)
-    client.queue_pubacks([1, 0x1234])
-    client.queue_pubacks([])  # nothing queued for an empty batch
-    assert len(client._out_packet) == 1
-    queued = client._out_packet[0]
-    assert queued["packet"] == b"\x40\x02\x00\x01" + b"\x40\x02\x12\x34"  # what paho's ack() writes, twice
-    assert queued["to_process"] == 8

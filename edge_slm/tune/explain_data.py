@@ -1,8 +1,8 @@
 """Explanation examples: alert facts (exactly as `llm.explain` builds them) -> {summary, cause, action}.
 
 For every rule of the rule packs, alerts are synthesized across devices, severities and values (with a
-recent history ramping to the value) and diagnosed as the daemon does (`detect.diagnose` with the fault
-knowledge, site knowledge included). The ideal answer is a plainer rewrite of the daemon's knowledge
+recent history ramping to the value) and diagnosed as the daemon does (`detect.diagnose` with the built-in
+fault knowledge). The ideal answer is a plainer rewrite of the daemon's knowledge
 text: the device, the value, the limit and how long; the diagnosed cause with its evidence, numbers
 unchanged; the cause's action word for word. Every answer passes the daemon's gate (`explain.gate`), so
 the model is never taught text the daemon would refuse. Held out: devices, value draws and phrasings the

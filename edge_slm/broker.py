@@ -49,7 +49,8 @@ def _mosquitto() -> Iterator[int]:
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="edge-slm-broker-") as tmp:
         conf = Path(tmp) / "mosquitto.conf"
-        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
+        # set_tcp_nodelay: alerts go out at once, not behind Nagle's algorithm (README, broker settings)
+        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n")
         proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_listening(port, proc)

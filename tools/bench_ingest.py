@@ -343,13 +343,17 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=1000.0, help="background rate for the latency test")
     parser.add_argument("--faults", type=int, default=300, help="faults timed in the latency test")
     parser.add_argument("--burst", type=int, default=30_000, help="messages in the burst scenario (0: skip)")
+    parser.add_argument(
+        "--broker-nagle", action="store_true", help="leave Mosquitto's set_tcp_nodelay at its default (false)"
+    )
     parser.add_argument("--_publish", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._publish:
         return _publish_main(args._publish)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        broker = start_broker(tmp / "broker", free_port())
+        # the README's site setting; --broker-nagle measures Mosquitto's default instead
+        broker = start_broker(tmp / "broker", free_port(), "" if args.broker_nagle else "set_tcp_nodelay true")
         try:
             msgs = payloads(args.messages)
             print(f"drain of {args.messages} queued messages (msg/s; CPU ms per 1,000 messages):")

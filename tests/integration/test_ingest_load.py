@@ -173,7 +173,16 @@ def test_an_alert_flood_does_not_stall_the_loop(tmp_path: Path, broker: Any) -> 
             took_s = time.perf_counter() - started
             assert rec.wait_for(lambda: len(rec.json_on("edge/alerts/")) >= 2048, 30)
             probe.stop()
-            saved = running.daemon.outbox.load_state("alert_policy") if running.daemon.outbox else None
+            outbox = running.daemon.outbox
+
+            def firing_saved() -> int:  # saved at most every 0.25 s during a flood: the last save may follow
+                saved = outbox.load_state("alert_policy") if outbox else None
+                return len(json.loads(saved)["firing"]) if saved else 0
+
+            deadline = time.monotonic() + 5
+            while firing_saved() < 2048 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            saved_firing = firing_saved()
         print(
             f"alert flood: 2048 alerts in {took_s:.2f} s ({2048 / took_s:.0f}/s), longest stall "
             f"{probe.max_busy_cpu_s * 1000:.1f} ms of loop CPU ({probe.max_lag_s * 1000:.1f} ms wall)"
@@ -185,7 +194,7 @@ def test_an_alert_flood_does_not_stall_the_loop(tmp_path: Path, broker: Any) -> 
         # figure is the one to report. Measured in the loop thread's CPU time: on a shared 2-core
         # machine the wall-clock lag also counts time the OS gave to others.
         assert probe.max_busy_cpu_s < 0.200, f"the loop worked {probe.max_busy_cpu_s * 1000:.0f} ms without yielding"
-        assert saved is not None and len(json.loads(saved)["firing"]) == 2048  # state saved, once per turn
+        assert saved_firing == 2048  # the state is saved, once per loop turn
     finally:
         pub.loop_stop()
         rec.close()

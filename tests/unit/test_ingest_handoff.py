@@ -222,3 +222,20 @@ def test_the_policy_snapshot_built_per_change_equals_a_full_rebuild() -> None:
     restored = AlertPolicy(cooldown_s=0.0)
     restored.restore(policy.snapshot())
     assert restored.snapshot() == policy.snapshot()
+
+
+def test_the_client_sends_without_nagle_delay() -> None:
+    """An alert written after a small PUBACK must not wait for the broker's delayed TCP ACK (~40 ms)."""
+    import socket
+
+    import paho.mqtt.client as mqtt
+
+    from edge_slm.bus.paho_buffered import BufferedClient
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        client = BufferedClient(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        client.connect("127.0.0.1", server.getsockname()[1])  # the TCP connection is enough here
+        try:
+            assert client._sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        finally:
+            client._sock_close()

@@ -15,6 +15,7 @@ explanation is scored on:
 Usage:
     python tools/score_explanations.py                    # knowledge text only (no model)
     python tools/score_explanations.py --model smollm2    # SmolLM2 rewrites, behind the quality gate
+    python tools/score_explanations.py --model smollm2-135m --lora auto   # with the shipped tuned adapter
     python tools/score_explanations.py --latency --model smollm2 --threads 2   # p50/p95, one alert and 50 at once
 """
 
@@ -523,12 +524,14 @@ def score(s: Scenario, alert: Alert | None, e: Explanation | None, knowledge: Kn
     return out
 
 
-def load_engine(model: str, threads: int) -> Any:
+def load_engine(model: str, threads: int, lora: str = "") -> Any:
     from edge_slm.config import ModelSettings, Settings
     from edge_slm.llm.loader import load_engine as load
 
     named = {"name": model} if not model.endswith(".gguf") else {"path": model}
-    settings = Settings(model=ModelSettings(n_ctx=2048, n_batch=256, n_threads=threads, **named))  # type: ignore[arg-type]
+    settings = Settings(
+        model=ModelSettings(n_ctx=2048, n_batch=256, n_threads=threads, lora_path=lora, **named)  # type: ignore[arg-type]
+    )
     return load(settings)
 
 
@@ -636,6 +639,9 @@ def run_latency(engine: Any, deadline_s: float, single_runs: int, storm: int) ->
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="", help="model name or GGUF path (default: knowledge text only)")
+    parser.add_argument(
+        "--lora", default="", help='LoRA adapter: a path, or "auto" (the shipped one for a named model, as profiles do)'
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--deadline", type=float, default=6.0, help="explanation deadline, s")
     parser.add_argument("--latency", action="store_true", help="measure latency instead of scoring")
@@ -656,7 +662,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         logging.basicConfig(level=logging.WARNING, format="  %(message)s")
         logging.getLogger("edge_slm.llm.explain").setLevel(logging.DEBUG)
-    engine = load_engine(args.model, args.threads) if args.model else None
+    engine = load_engine(args.model, args.threads, args.lora) if args.model else None
     try:
         if args.latency:
             run_latency(engine, args.deadline, args.runs, args.storm)

@@ -8,7 +8,8 @@ explanation is scored on:
 
 - grounded: the summary states the measured value;
 - right cause: the cause field names the scenario's expected cause;
-- specific: the cause names one cause (not a list of the rule's causes);
+- specific: the cause names one cause (not a list of the rule's causes; a comma or "or" in the cause's
+  name, before its evidence, counts as a list);
 - actionable: the action starts with an imperative verb and says what to do (8+ words);
 - clean: no repetition, every field ends its sentence (nothing cut off). Not clean = degenerate.
 
@@ -513,7 +514,8 @@ def score(s: Scenario, alert: Alert | None, e: Explanation | None, knowledge: Kn
     out.grounded = mentions_value(e.summary, alert.value)
     out.right_cause = names_cause(e.cause, expected_words(s, knowledge))
     named = [c.id for c in knowledge.causes_for(s.rule) if names_cause(e.cause, c.match_words)]
-    head = e.cause.split(":", 1)[0]
+    # the cause's name, before its evidence ("Likely X: ...", "X is the likely cause, since ...")
+    head = re.split(r":|,? (?:because|since|as|given that) ", e.cause, maxsplit=1)[0]
     out.specific = bool(e.cause) and len(named) <= 1 and head.count(",") + head.count(" or ") <= 1
     words = re.findall(r"[A-Za-z]+", e.action)
     out.actionable = len(words) >= 8 and words[0].lower() in IMPERATIVES

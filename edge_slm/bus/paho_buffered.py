@@ -14,7 +14,7 @@ decoded here without building paho's empty `Properties` object, a quarter of the
 Every TCP connection sends at once (TCP_NODELAY), which paho does not set.
 
 These overrides use paho 2.x internals (`_create_socket`, `_sock`, `_handle_on_message`,
-`_handle_publish`, `_in_packet`, `_send_puback`);
+`_handle_publish`, `_in_packet`, `_protocol`, `_manual_ack`, `_send_puback`);
 pyproject pins paho-mqtt below 3, and tests/unit/test_ingest_handoff.py exercises them.
 """
 

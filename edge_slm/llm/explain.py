@@ -302,15 +302,17 @@ def contradicts(output: str, reference: str) -> bool:
 
 def gate(fields: Mapping[str, Any], reference: Explanation, diagnosis: Diagnosis | None, alert: Alert) -> str:
     """Why the model's text must not go out ("" when it may): the reference is the knowledge text."""
-    own: tuple[str, ...] | None = None
-    foreign: list[str] = []
-    if diagnosis is not None:
-        own = tuple(diagnosis.top.keywords)
-        foreign = [k for other in diagnosis.other_causes for k in other.keywords if k not in own]
+    own, foreign = cause_keywords(diagnosis) if diagnosis is not None else (None, [])
     return gate_texts(
         fields, (reference.summary, reference.cause, reference.action), value=alert.value, device=alert.device,
         cause_keywords=own, foreign_keywords=foreign,
     )  # fmt: skip
+
+
+def cause_keywords(diagnosis: Diagnosis) -> tuple[tuple[str, ...], list[str]]:
+    """The diagnosed cause's keywords, and the other causes' keywords that are not also its own."""
+    own = tuple(diagnosis.top.keywords)
+    return own, sorted({k for other in diagnosis.other_causes for k in other.keywords if k not in own})
 
 
 def gate_texts(
@@ -643,6 +645,7 @@ __all__ = [
     "EXPLANATION_SCHEMA",
     "AlertExplainer",
     "build_facts",
+    "cause_keywords",
     "contradicts",
     "cut_off",
     "dropped_numbers",

@@ -24,6 +24,7 @@ from edge_slm.detect.rules import Direction, Rule, RuleKind, load_rules
 from edge_slm.events import Alert, AlertState, Explanation, Severity
 from edge_slm.llm.explain import (
     build_facts,
+    cause_keywords,
     facts_message,
     gate,
     invented_numbers,
@@ -219,12 +220,12 @@ def ideal_answer(
 
 def gate_meta(alert: Alert, diagnosis: Diagnosis, reference: Explanation) -> dict[str, object]:
     """What the evaluation needs to run the daemon's gate on a model's answer (`explain.gate_texts`)."""
-    own = list(diagnosis.top.keywords)
+    own, foreign = cause_keywords(diagnosis)
     return {
         "reference": [reference.summary, reference.cause, reference.action],
         "device": alert.device,
-        "cause_keywords": own,
-        "foreign_keywords": sorted({k for o in diagnosis.other_causes for k in o.keywords if k not in own}),
+        "cause_keywords": list(own),
+        "foreign_keywords": foreign,
     }
 
 

@@ -526,6 +526,8 @@ class AlertExplainer:
                     self._cond.wait(self._next_wake_s(now))
                     continue
             for late, explanation, outcome in settled:
+                if late.inner is not None:
+                    late.inner.cancel()
                 self._resolve(late.future, explanation, outcome)
             if job is not None:
                 self._submit(job)
@@ -533,9 +535,9 @@ class AlertExplainer:
     def _settle_due(self, now: float) -> list[tuple[_Job, Explanation, str]]:
         """Under the lock: the explanations that get the knowledge text now (and why)."""
         out: list[tuple[_Job, Explanation, str]] = []
+        # The model's future is cancelled by the caller, outside the lock: cancelling runs its done
+        # callback at once, and that callback takes the job out of `_inflight` too.
         for inflight in [j for j in self._inflight if now >= j.deadline + GRACE_S]:
-            if inflight.inner is not None:
-                inflight.inner.cancel()
             self._inflight.remove(inflight)
             out.append((inflight, inflight.reference, "timeout"))
         keep: list[_Job] = []

@@ -27,8 +27,10 @@ pytestmark = pytest.mark.slow
 
 PHRASES = list(make_voice_wavs.KO_PHRASES)
 TRAILING_MS = 500
-START_TOLERANCE_S = 0.35  # paplay start-up and PulseAudio buffering
+START_TOLERANCE_S = 0.35  # PulseAudio buffering and the VAD's frame steps
 END_TOLERANCE_S = 0.35
+# `t0` is when paplay was launched; on a loaded CI box its sound may start this much later (0.45 s seen)
+PLAYBACK_LAG_S = 0.6
 DEADLINE_AFTER_END_S = TRAILING_MS / 1000 + 1.5  # trailing silence + decode, generous for a loaded CI box
 
 
@@ -106,6 +108,15 @@ def play(server: PulseServer, wavs: dict[str, Any], name: str) -> tuple[float, d
     return t0, wavs["manifest"][name]
 
 
+def assert_utterance_times(transcript: Any, t0: float, meta: dict[str, Any]) -> None:
+    """The transcript's start and end match the speech in the WAV; its length is exact whatever paplay's lag."""
+    start_off = transcript.start_s - (t0 + meta["speech_start_s"])
+    end_off = transcript.end_s - (t0 + meta["speech_end_s"])
+    assert -START_TOLERANCE_S <= start_off <= START_TOLERANCE_S + PLAYBACK_LAG_S, start_off
+    assert -END_TOLERANCE_S <= end_off <= END_TOLERANCE_S + PLAYBACK_LAG_S, end_off
+    assert abs(end_off - start_off) <= END_TOLERANCE_S, (start_off, end_off)  # the utterance's length
+
+
 def test_silence_gives_no_transcript(pulse_server: PulseServer, wavs: dict[str, Any], make_harness: Any) -> None:
     h = make_harness()
     h.wait_mic("ok")
@@ -121,7 +132,7 @@ def test_one_utterance_one_transcript_on_time(
     h = make_harness()
     h.wait_mic("ok")
     t0, meta = play(pulse_server, wavs, "ko1.wav")
-    speech_start, speech_end = t0 + meta["speech_start_s"], t0 + meta["speech_end_s"]
+    speech_end = t0 + meta["speech_end_s"]
     assert h.wait_for(lambda: h.transcripts, speech_end + DEADLINE_AFTER_END_S + 3 - time.time())
     transcript, arrived = h.transcripts[0]
     assert arrived - speech_end <= DEADLINE_AFTER_END_S, f"transcript {arrived - speech_end:.2f} s after speech"
@@ -129,8 +140,7 @@ def test_one_utterance_one_transcript_on_time(
     assert len(h.transcripts) == 1, h.transcripts
     assert transcript.source == "microphone" and transcript.text and transcript.id.startswith("mic-")
     assert 0.0 < transcript.confidence <= 1.0
-    assert abs(transcript.start_s - speech_start) <= START_TOLERANCE_S, transcript.start_s - speech_start
-    assert abs(transcript.end_s - speech_end) <= END_TOLERANCE_S, transcript.end_s - speech_end
+    assert_utterance_times(transcript, t0, meta)
 
 
 def test_steady_noise_then_speech_in_it(pulse_server: PulseServer, wavs: dict[str, Any], make_harness: Any) -> None:
@@ -149,9 +159,7 @@ def test_steady_noise_then_speech_in_it(pulse_server: PulseServer, wavs: dict[st
     assert len(h.transcripts) == 1, h.transcripts
     counters = h.listener.counters()
     assert counters["utterances"] == 1, counters
-    transcript = h.transcripts[0][0]
-    assert abs(transcript.start_s - (t0 + meta["speech_start_s"])) <= START_TOLERANCE_S
-    assert abs(transcript.end_s - (t0 + meta["speech_end_s"])) <= END_TOLERANCE_S
+    assert_utterance_times(h.transcripts[0][0], t0, meta)
 
 
 def test_grammar_mode_returns_only_phrases(pulse_server: PulseServer, wavs: dict[str, Any], make_harness: Any) -> None:

@@ -265,6 +265,20 @@ def test_hung_engine_gives_the_knowledge_text_after_the_deadline() -> None:
     ex.close()
 
 
+def test_a_timed_out_request_leaves_the_worker_serving_the_next_alert() -> None:
+    """Cancelling the hung request runs its done callback at once; the worker must survive that."""
+    engine = _Engine(None)
+    ex = _explainer(engine, deadline_s=0.1)
+    assert ex.explain(ALERT, device_history=HISTORY).result(timeout=5).explained_by == "template"
+    assert engine.requests and ex.counters["timeout"] == 1
+    engine.data = GOOD  # the engine recovers
+    worker = ex._thread
+    e = ex.explain(ALERT, device_history=HISTORY).result(timeout=5)
+    assert e.explained_by == "model", ex.counters
+    assert ex._thread is worker and worker is not None and worker.is_alive()  # not restarted after a crash
+    ex.close()
+
+
 def test_a_storm_of_50_is_explained_within_the_deadline_without_a_thread_per_alert() -> None:
     engine = _Engine(GOOD, service_s=0.2)
     ex = _explainer(engine, deadline_s=1.0)

@@ -79,7 +79,12 @@ def build_recognizer(
         )
         words = (*vocabulary, *settings.vocabulary, *settings.contacts)
         recognizer = WhisperRecognizer(
-            wmodel, settings.sample_rate_hz, phrases, words, max_utterance_s=settings.max_utterance_s
+            wmodel,
+            settings.sample_rate_hz,
+            phrases,
+            words,
+            max_utterance_s=settings.max_utterance_s,
+            beam_size=settings.whisper_beam_size,
         )
         spotter = WhisperPhraseSpotter(wmodel, [settings.wake_phrase], settings.sample_rate_hz) if wake else None
         return BuiltRecognizer(recognizer, spotter, f"whisper {settings.whisper_model} ({wmodel.path})", "whisper")

@@ -223,6 +223,9 @@ def test_config_keys(tmp_path: Path) -> None:
         load_settings(None, None, environ={}, cli_overrides={"voice": {"asr": "kaldi"}})
     with pytest.raises(ConfigError, match=r"voice\.whisper_threads"):
         load_settings(None, None, environ={}, cli_overrides={"voice": {"whisper_threads": 0}})
+    assert VoiceSettings().whisper_beam_size == 3
+    with pytest.raises(ConfigError, match=r"voice\.whisper_beam_size"):
+        load_settings(None, None, environ={}, cli_overrides={"voice": {"whisper_beam_size": 0}})
 
 
 def test_profiles_pick_the_engine_per_board() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 
-from bench_asr import _words_for_wer, edit_distance  # noqa: E402
+from bench_asr import _words_for_wer, edit_distance
 
 
 def errors(reference: str, heard: str) -> int:

@@ -135,6 +135,7 @@ class Transcript:
     end_s: float = 0.0
     received_ts: float = 0.0
     seq: int = 0  # arrival order in the voice flow (a later command of a source outranks an earlier one)
+    recognizer: str = ""  # the microphone's speech recognizer ("whisper" | "vosk"); "" from the bus
 
 
 @dataclass(frozen=True, slots=True)

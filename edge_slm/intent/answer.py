@@ -86,7 +86,12 @@ def reply_to(
         if intent.name == IntentName.FIND_POI.value:
             found = responder.nearest_place(intent.slots.get("category", ""))
             place = found[0] if found is not None else ""
-        text, actions = context.after_reply(transcript.source, intent, text, actions, place=place)
+        # Only Whisper's confidence is on a scale we measured (Vosk's grammar results pass their own check);
+        # a transcript from the bus is as sure as its sender made it.
+        heard = transcript.confidence if transcript.recognizer == "whisper" else 1.0
+        text, actions = context.after_reply(
+            transcript.source, intent, text, actions, place=place, heard_confidence=heard
+        )
     elif any(a.confirm for a in actions):  # no dialog to hear the "yes": ask, and do nothing now
         text = confirmation_question(next(a for a in actions if a.confirm))
         actions = tuple(a for a in actions if not a.confirm)

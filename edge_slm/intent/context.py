@@ -129,12 +129,14 @@ class DialogContext:
         *,
         ttl_s: float = 60.0,
         confirm_actions: Sequence[str] = (),
+        confirm_below_confidence: float = 0.0,
         confirm_ttl_s: float = 20.0,
         max_speakers: int = 64,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._ttl_s = ttl_s
         self._confirm = frozenset(confirm_actions)
+        self._confirm_below = confirm_below_confidence
         self._confirm_ttl_s = confirm_ttl_s
         self._max_speakers = max_speakers
         self._clock = clock
@@ -208,11 +210,15 @@ class DialogContext:
         *,
         place: str = "",
         confirmed: bool = False,
+        heard_confidence: float = 1.0,
     ) -> tuple[str, tuple[Action, ...]]:
         """Remember this turn's entities; hold actions that need confirmation (unless `confirmed`: the
-        answer to the question). Returns the reply text and actions to send now."""
+        answer to the question). `heard_confidence`: how sure our speech recognizer was of the words; below
+        `confirm_below_confidence` every action is asked about first. Returns the reply text and actions
+        to send now."""
         now = self._clock()
-        held = [a for a in actions if a.kind in self._confirm or a.confirm]
+        unsure = heard_confidence < self._confirm_below
+        held = [a for a in actions if unsure or a.kind in self._confirm or a.confirm]
         with self._lock:
             if held and not confirmed:
                 self._remember(self._pending, speaker, _Pending(intent, text, actions, now))

@@ -22,7 +22,11 @@ log = logging.getLogger(__name__)
 class Assistant:
     def __init__(self, voice: VoiceSettings) -> None:
         self._voice = voice
-        self.context = DialogContext(ttl_s=voice.context_ttl_s, confirm_actions=voice.confirm_actions)
+        self.context = DialogContext(
+            ttl_s=voice.context_ttl_s,
+            confirm_actions=voice.confirm_actions,
+            confirm_below_confidence=voice.confirm_below_confidence,
+        )
         self.announcer = AnnouncePolicy(
             parse_min_severity(voice.announce_severity), voice.vehicle_device, repeat_after_s=voice.announce_repeat_s
         )

@@ -90,6 +90,7 @@ class VoiceListener:
         self._executor: ThreadPoolExecutor | None = None
         self._recognizer: Any = None  # asr.Recognizer (Vosk or Whisper), created on the asr thread
         self._spotter: Any = None  # asr.PhraseSpotter in wake mode
+        self._engine_name = ""  # "whisper" | "vosk", once built
         self._source: AudioSource | None = None
         self._endpointer: Endpointer | None = None
         self._target = _Target.IGNORE
@@ -258,6 +259,7 @@ class VoiceListener:
         )
         self._spotter = built.spotter
         self._recognizer = built.recognizer
+        self._engine_name = built.engine
         self._report("asr", ComponentStatus(Health.OK, built.description))
 
     def _open_source(self) -> bool:
@@ -413,6 +415,7 @@ class VoiceListener:
             start_s=start_s,
             end_s=end_s,
             received_ts=time.time(),
+            recognizer=self._engine_name,
         )
         log.debug("heard %r (%s, %.2f) [%s]", result.text, result.mode, result.confidence, result.grammar_text)
         try:

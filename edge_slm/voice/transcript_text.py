@@ -19,6 +19,10 @@ Whisper makes on short spoken commands, each one only where the repair is unambi
 - "Ad ..." opening a command (homophone of the calendar verb "add"; also after "calendar," / "please"): "Add ...";
   "At haircut to my calendar", "At team lunch on Friday at noon", "Had dentist on Monday at 3" (no verb at
   all, then a calendar cue: "add" heard as "at" or "had"; not before a number or time word): "Add ...";
+- "But soccer practice on the calendar ..." / "Both ..." (the calendar verb "put" heard as "but" or "both":
+  a sentence opening so, with "on my/the calendar" and no verb of its own): "Put ...";
+- "create an event call team lunch" ("called" before a name; "an event call" is no English): "an event called
+  team lunch";
 - "set in appointment" (the article "an" heard as "in" before a vowel-initial calendar noun, after a verb that
   makes one: set, make, add, create, schedule, book): "set an appointment";
 - "is their" / "are their" (homophone) before "traffic", "any", "a", "delays", ...: "is there" / "are there"
@@ -57,6 +61,15 @@ _AT_FOR_ADD = re.compile(
     r"sunday|today|tomorrow|tonight|at \d|at noon|at midnight)\b)",
     re.IGNORECASE,
 )
+_BUT_FOR_PUT = re.compile(
+    r"^(?:but|both)\b(?=.*\bon (?:my|the|our) (?:calendar|schedule|agenda)\b)"
+    r"(?!.*\b(?:add|put|set|create|book|make|move|call|phone|ring|dial|navigate|drive|take|go|find|show|remind)\b)"
+    # and no sentence of its own before it ("but the meeting is on my calendar already" stays)
+    r"(?!.*\b(?:i|it|its|is|are|was|were|be|been|said|says|have|has|had|do|does|did|not|already|that|there)\b.*"
+    r"\bon (?:my|the|our) (?:calendar|schedule|agenda)\b)",
+    re.IGNORECASE,
+)
+_EVENT_CALL = re.compile(r"\b((?:an?|the) event) call\b(?= \w)", re.IGNORECASE)
 _IN_FOR_AN = re.compile(
     r"\b((?:set|make|add|create|schedule|book|put)\s+)in(?=\s+(?:appointment|event|alarm|entry|interview|invite|"
     r"errand|oil change)\b)",
@@ -82,5 +95,7 @@ def repair(text: str) -> str:
     s = _LEADING_I.sub("", s)
     s = _LEADING_AD.sub(lambda m: m.group(1) + ("Add" if m.group(0)[len(m.group(1))] == "A" else "add"), s)
     s = _AT_FOR_ADD.sub(lambda m: "Add" if m.group(0)[0].isupper() else "add", s)
+    s = _BUT_FOR_PUT.sub(lambda m: "Put" if m.group(0)[0].isupper() else "put", s)
+    s = _EVENT_CALL.sub(r"\1 called", s)
     s = _IN_FOR_AN.sub(r"\1an", s)
     return s

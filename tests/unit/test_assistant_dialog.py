@@ -66,19 +66,22 @@ def alert(
 class Dialog:
     """The real grammar + responder + a DialogContext, answering like the daemon does."""
 
-    def __init__(self, confirm: tuple[str, ...] = (), ttl_s: float = 60.0) -> None:
+    def __init__(self, confirm: tuple[str, ...] = (), ttl_s: float = 60.0, confirm_below: float = 0.0) -> None:
         settings = Settings(poi=PoiSettings(file=str(POIS)), voice=VoiceSettings(vehicle_device="car-1"))
         nav = NavStateStore()
         nav.update({"destination": None, "position": POSITION})
         self.responder = build_responder(settings, nav, lambda: [])
         self.recognizer = IntentRecognizer(IntentSettings(model_fallback=False), None, grammar=default_grammar())
         self.clock = Clock()
-        self.context = DialogContext(ttl_s=ttl_s, confirm_actions=confirm, clock=self.clock)
-
-    def say(self, text: str, speaker: str = "microphone") -> tuple[str, str, dict[str, str], tuple[Action, ...], str]:
-        reply = answer(
-            Transcript(id="t", text=text, source=speaker), self.recognizer, self.responder, context=self.context
+        self.context = DialogContext(
+            ttl_s=ttl_s, confirm_actions=confirm, confirm_below_confidence=confirm_below, clock=self.clock
         )
+
+    def say(
+        self, text: str, speaker: str = "microphone", confidence: float = 1.0, recognizer: str = ""
+    ) -> tuple[str, str, dict[str, str], tuple[Action, ...], str]:
+        transcript = Transcript(id="t", text=text, source=speaker, confidence=confidence, recognizer=recognizer)
+        reply = answer(transcript, self.recognizer, self.responder, context=self.context)
         return reply.intent.name, reply.text, dict(reply.intent.slots), reply.actions, reply.intent.source
 
 
@@ -141,6 +144,22 @@ def test_risky_actions_wait_for_yes_when_the_site_asks_for_it() -> None:
     d.clock.now += 60
     assert d.say("yes")[3] == ()  # the question expired
     assert d.say("navigate to the airport")[3] != ()  # only the configured kinds are held
+
+
+def test_a_command_whisper_was_unsure_of_is_asked_about_before_it_acts() -> None:
+    d = Dialog(confirm_below=0.7)
+    name, text, _, actions, _ = d.say("navigate to 120 plane", confidence=0.62, recognizer="whisper")
+    assert (name, actions) == ("navigate_to", ()) and text == "Navigate to 120 plane? Say yes or no."
+    assert d.say("no")[3] == ()  # misheard: nothing happens
+    d.say("navigate to the airport", confidence=0.55, recognizer="whisper")
+    assert d.say("yes", confidence=0.5, recognizer="whisper")[3] == (Action("navigate", {"destination": "airport"}),)
+    sure = d.say("navigate to the airport", confidence=0.9, recognizer="whisper")
+    assert sure[3] == (Action("navigate", {"destination": "airport"}),)
+    # another recognizer's confidence is on another scale: a bus transcript or Vosk acts as before
+    assert d.say("call mom", speaker="mqtt", confidence=0.3)[3] == (Action("call", {"contact": "mom"}),)
+    assert d.say("call mom", confidence=0.3, recognizer="vosk")[3] == (Action("call", {"contact": "mom"}),)
+    assert "Say yes or no" not in d.say("what's the traffic like", confidence=0.3, recognizer="whisper")[1]  # no action
+    assert Dialog().say("call mom", confidence=0.1, recognizer="whisper")[3] != ()  # 0: never asks
 
 
 def test_context_memory_is_bounded() -> None:

@@ -58,6 +58,13 @@ from tests.http_fixtures import FileServer
         ("Had a great day", "Had a great day"),  # no calendar cue
         ("Had the car serviced on Monday, call the garage", "Had the car serviced on Monday, call the garage"),
         ("At home, add milk run to my calendar", "At home, add milk run to my calendar"),  # the verb is there
+        ("But soccer practice on the calendar for Wednesday", "Put soccer practice on the calendar for Wednesday"),
+        ("Both lunch with Dave on my calendar", "Put lunch with Dave on my calendar"),
+        ("but the meeting is on my calendar already", "but the meeting is on my calendar already"),  # a sentence
+        ("But call mom on my calendar", "But call mom on my calendar"),  # a verb of its own
+        ("Both lanes are closed", "Both lanes are closed"),
+        ("Create an event call team lunch tomorrow", "Create an event called team lunch tomorrow"),
+        ("Set a meeting call Bob", "Set a meeting call Bob"),  # maybe two commands: left alone
         ("Ads are blocked", "Ads are blocked"),
         ("The ad was loud", "The ad was loud"),
         ("Book in advance", "Book in advance"),
@@ -89,6 +96,8 @@ def intents() -> IntentRecognizer:
         ("Ad yoga class Thursday at 7 pm.", "create_event", {"title": "yoga class", "when": "thursday at 7 pm"}),
         ("At tennis lesson to my calendar on Sunday.", "create_event", {"title": "tennis lesson", "when": "sunday"}),
         ("Navigate to Pier 39.", "navigate_to", {"destination": "Pier 39"}),
+        ("But soccer practice on the calendar for Wednesday at 4 p.m.", "create_event", {"title": "soccer practice"}),
+        ("Create an event call team lunch tomorrow at noon.", "create_event", {"title": "team lunch"}),
         ("Find a charging station nearby.", "find_poi", {"category": "charging"}),
     ],
 )
@@ -226,6 +235,9 @@ def test_config_keys(tmp_path: Path) -> None:
     assert VoiceSettings().whisper_beam_size == 3
     with pytest.raises(ConfigError, match=r"voice\.whisper_beam_size"):
         load_settings(None, None, environ={}, cli_overrides={"voice": {"whisper_beam_size": 0}})
+    assert VoiceSettings().confirm_below_confidence == 0.7
+    with pytest.raises(ConfigError, match=r"voice\.confirm_below_confidence"):
+        load_settings(None, None, environ={}, cli_overrides={"voice": {"confirm_below_confidence": 1.5}})
 
 
 def test_profiles_pick_the_engine_per_board() -> None:

@@ -302,10 +302,16 @@ def edit_distance(ref: list[str], hyp: list[str]) -> int:
 
 
 def transcribe_wav(
-    recognizer: Any, pcm: bytes, vad: str = "energy", trailing_ms: int = 500, raw: list[str] | None = None
+    recognizer: Any,
+    pcm: bytes,
+    vad: str = "energy",
+    trailing_ms: int = 500,
+    raw: list[str] | None = None,
+    confidences: list[float] | None = None,
 ) -> tuple[str, list[float]]:
     """What the listener does, offline: endpointer -> recognizer per utterance. (text, decode seconds each);
-    Whisper's text before repair is appended to `raw`, one entry per kept utterance."""
+    Whisper's text before repair is appended to `raw`, its confidence to `confidences`, one entry per kept
+    utterance."""
     ep = Endpointer(RATE_HZ, trailing_ms, 10.0, detector=DETECTORS[vad](RATE_HZ))
     texts: list[str] = []
     decode_s: list[float] = []
@@ -328,6 +334,8 @@ def transcribe_wav(
                 texts.append(result.text)
                 if raw is not None:
                     raw.append(result.grammar_text or result.text)
+                if confidences is not None:
+                    confidences.append(result.confidence)
         else:
             recognizer.end_utterance()
     return " ".join(texts), decode_s
@@ -462,12 +470,14 @@ def bench_accuracy(args: argparse.Namespace) -> None:
     voices = args.voices.split(",")
     conds = make_speech_wavs.conditions(args.noises.split(","), [float(x) for x in args.snrs.split(",")])
     replay: dict[tuple[str, str, int], list[str]] = {}  # (voice, condition, row) -> Whisper's raw utterances
+    replay_confidence: dict[tuple[str, str, int], list[float]] = {}
     if args.from_transcripts is not None:  # the same transcripts again: a paired comparison of the text side
         from edge_slm.voice.transcript_text import repair
 
         for line in args.from_transcripts.read_text().splitlines():
             saved = json.loads(line)
             replay[(saved["voice"], saved["cond"], saved["i"])] = saved["raw"]
+            replay_confidence[(saved["voice"], saved["cond"], saved["i"])] = saved.get("confidence", [])
         recognizer = None
         print(f"transcripts replayed from {args.from_transcripts} ({len(replay)}), repaired by this tree")
     else:
@@ -494,21 +504,25 @@ def bench_accuracy(args: argparse.Namespace) -> None:
         spoken = [make_speech_wavs.speak(r["text"], voice) if recognizer is not None else np.zeros(0) for r in rows]
         for kind, snr in conds:
             word_errors = ref_words = intent_ok = unsafe = unsafe_spelling = wrong_actions = empty = 0
+            held_wrong = held_right = 0  # actions asked about first (voice.confirm_below_confidence)
             decode: list[float] = []
             audio_s = 0.0
             for i, (row, speech) in enumerate(zip(rows, spoken, strict=True)):
                 cond = f"{kind}{snr if snr is not None else ''}"
+                confs: list[float] = []
                 if recognizer is None:
                     raws = replay[(voice, cond, i)]
                     text, times = " ".join(t for t in (repair(r) for r in raws) if t), []
+                    confs = replay_confidence.get((voice, cond, i), [])
                 else:
                     samples, _, _ = make_speech_wavs.with_noise(speech, kind, snr, seed=args.seed * 100003 + i)
                     pcm = np.clip(np.rint(samples * 32767), -32768, 32767).astype(np.int16).tobytes()
                     audio_s += len(speech) / RATE_HZ
                     raws = []
-                    text, times = transcribe_wav(recognizer, pcm, args.vad, args.trailing_ms, raws)
+                    text, times = transcribe_wav(recognizer, pcm, args.vad, args.trailing_ms, raws, confs)
                 if saving is not None:
-                    saving.write(json.dumps({"voice": voice, "cond": cond, "i": i, "raw": raws}) + "\n")
+                    saved = {"voice": voice, "cond": cond, "i": i, "raw": raws, "confidence": confs}
+                    saving.write(json.dumps(saved) + "\n")
                 decode += times
                 ref, hyp = _words_for_wer(row["text"]), _words_for_wer(text)
                 word_errors += edit_distance(ref, hyp)
@@ -520,6 +534,13 @@ def bench_accuracy(args: argparse.Namespace) -> None:
                 ok = got.name == row["intent"] if got is not None else row["intent"] == "unknown"
                 intent_ok += ok
                 got_action = _action_key(got, responder) if got is not None else None
+                # the daemon asks before acting on what Whisper was unsure of (intent/answer.py)
+                if got_action is not None and args.asr == "whisper" and confs and min(confs) < args.confirm_below:
+                    if got_action == _action_key(typed[i], responder):
+                        held_right += 1
+                    else:
+                        held_wrong += 1
+                    got_action = None
                 if got_action is not None and got_action != _action_key(typed[i], responder):
                     unsafe += 1  # speech caused an action the typed words do not (a different one or none)
                     errors.append(f"UNSAFE {voice} {kind}{snr or ''}: {row['text']!r} heard {text!r} -> {got_action}")
@@ -546,6 +567,8 @@ def bench_accuracy(args: argparse.Namespace) -> None:
                 "typed_acc": typed_ok / len(rows),
                 "unsafe": unsafe,
                 "same_action_other_spelling": unsafe_spelling,
+                "held_wrong": held_wrong,
+                "held_right": held_right,
                 "wrong_action_intent": wrong_actions,
                 "empty": empty,
                 "decode_p50_s": statistics.median(decode) if decode else float("nan"),
@@ -558,7 +581,8 @@ def bench_accuracy(args: argparse.Namespace) -> None:
                 f"WER {100 * entry['wer']:5.1f} %  intent {100 * entry['intent_acc']:5.1f} % "
                 f"(typed {100 * entry['typed_acc']:5.1f}, "
                 f"diff {100 * (entry['intent_acc'] - entry['typed_acc']):+5.1f})  "
-                f"unsafe {unsafe} (+{unsafe_spelling} spelled otherwise)  empty {empty}  "
+                f"unsafe {unsafe} (+{unsafe_spelling} spelled otherwise; asked first: {held_wrong} wrong, "
+                f"{held_right} right)  empty {empty}  "
                 f"decode p50 {1000 * entry['decode_p50_s']:.0f} ms "
                 f"p95 {1000 * entry['decode_p95_s']:.0f} ms  RTF {entry['rtf']:.2f}",
                 flush=True,
@@ -566,13 +590,15 @@ def bench_accuracy(args: argparse.Namespace) -> None:
     if saving is not None:
         saving.close()
     print(f"\n{len(table) * len(rows)} utterances in {time.perf_counter() - started:.0f} s")
-    print("\n| voice | noise | SNR dB | n | WER % | intent % | typed % | diff (points) | unsafe | empty |")
-    print("|---|---|---|---|---|---|---|---|---|---|")  # unsafe: an action the typed words do not cause
+    print("\n| voice | noise | SNR dB | n | WER % | intent % | typed % | diff (points) | unsafe | asked first "
+          "(wrong / right) | empty |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|")  # unsafe: an action the typed words do not cause
     for e in table:
         print(
             f"| {e['voice']} | {e['noise']} | {'-' if e['snr_db'] is None else int(e['snr_db'])} | {e['n']} | "
             f"{100 * e['wer']:.1f} | {100 * e['intent_acc']:.1f} | {100 * e['typed_acc']:.1f} | "
-            f"{100 * (e['intent_acc'] - e['typed_acc']):+.1f} | {e['unsafe']} | {e['empty']} |"
+            f"{100 * (e['intent_acc'] - e['typed_acc']):+.1f} | {e['unsafe']} | {e['held_wrong']} / "
+            f"{e['held_right']} | {e['empty']} |"
         )
     for line in errors:
         print("  - " + line)
@@ -665,6 +691,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="Whisper CPU threads")
     parser.add_argument(
         "--beam-size", type=int, default=VoiceSettings().whisper_beam_size, help="Whisper beam width (1: greedy)"
+    )
+    parser.add_argument(
+        "--confirm-below",
+        type=float,
+        default=VoiceSettings().confirm_below_confidence,
+        help="accuracy: actions Whisper was less sure of are asked about first, not taken (0: never)",
     )
     parser.add_argument("--high-pass-hz", type=float, default=None, help="accuracy: Whisper's high-pass (default 120)")
     parser.add_argument("--no-prompt", dest="prompt", action="store_false", help="accuracy: Whisper without bias")

@@ -124,7 +124,7 @@ class VoiceSettings:
     context_ttl_s: float = 60.0  # how long "there" / "them" refer to the last turn
     confirm_actions: tuple[str, ...] = ()  # action kinds held until "yes": "call", "navigate", "calendar"
     # A command Whisper heard with less confidence than this (0-1) is asked about before it acts: on the probe
-    # set from audio, 0.7 held 11 of 27 wrong actions and 9 of 183 right ones. 0 = never ask. (Vosk: unused.)
+    # set from audio, 0.7 held 17 of 42 wrong actions and 10 of 217 right ones. 0 = never ask. (Vosk: unused.)
     confirm_below_confidence: float = 0.7
     asr: str = "auto"  # "vosk" | "whisper" | "auto" (Whisper when its model is installed, else Vosk)
     whisper_model: str = "whisper-tiny.en"  # path or known name (the installed wheel, else the model cache)

@@ -271,10 +271,10 @@ def _words_for_wer(text: str) -> list[str]:
 
 
 def _contractions_without_apostrophe() -> dict[str, str]:
-    from edge_slm.intent.normalize import _CONTRACTIONS
+    from edge_slm.intent.normalize import CONTRACTIONS
 
     ambiguous = {"its", "id", "ill", "were", "well", "wed", "wont"}  # words of their own without it
-    folded = {k.replace("'", ""): v for k, v in _CONTRACTIONS.items()}
+    folded = {k.replace("'", ""): v for k, v in CONTRACTIONS.items()}
     return {k: v for k, v in folded.items() if k not in ambiguous}
 
 

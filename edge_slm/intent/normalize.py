@@ -14,7 +14,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-_CONTRACTIONS: dict[str, str] = {
+CONTRACTIONS: dict[str, str] = {
     "what's": "what is",
     "where's": "where is",
     "how's": "how is",
@@ -71,7 +71,7 @@ def basic_words(text: str) -> list[str]:
         word = raw.strip("'_")
         if not word:
             continue
-        expanded = _CONTRACTIONS.get(word)
+        expanded = CONTRACTIONS.get(word)
         if expanded:
             words.extend(expanded.split())
         else:

@@ -42,7 +42,8 @@ for sample in samples:
     policy.tick(sample.device, sample.ts, still)
     for finding in detector.process(sample):
         policy.apply(finding)
-print(json.dumps({"us_per_message": (time.process_time() - started) / len(samples) * 1e6}))
+print(json.dumps({"us_per_message": (time.process_time() - started) / len(samples) * 1e6,
+                  "source": sys.modules["edge_slm"].__file__}))
 """
 
 
@@ -81,10 +82,21 @@ def scenario_messages(limit: int) -> list[tuple[str, float, dict]]:
 
 def run_side(src: Path, data: Path) -> float:
     env = {**os.environ, "PYTHONPATH": str(src)}
+    # cwd=src: `python -c` puts the working directory first on sys.path, ahead of PYTHONPATH, so
+    # run from the repository root both sides would import this checkout's edge_slm.
     out = subprocess.run(
-        [sys.executable, "-c", WORKER, str(data)], env=env, capture_output=True, text=True, check=True, timeout=600
+        [sys.executable, "-c", WORKER, str(data)],
+        env=env,
+        cwd=src,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
     )
-    return float(json.loads(out.stdout.strip().splitlines()[-1])["us_per_message"])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    if not Path(result["source"]).resolve().is_relative_to(src.resolve()):
+        raise SystemExit(f"the {src} side imported edge_slm from {result['source']}")
+    return float(result["us_per_message"])
 
 
 def main() -> int:

@@ -140,8 +140,6 @@ class AnomalySeries:
             settled = self.fitted_ts is None or ts - self.fitted_ts >= max(self.learn_s, ASSOCIATE_MIN_S)
             if settled and seen[device_mode] < ASSOCIATED_SAMPLES and max(seen) >= ASSOCIATED_SAMPLES:
                 mode, between = None, True  # the right level for another operating mode: a transition at most
-        nearest = mode if mode is not None else self._nearest(value)
-        context = {"z": z, "baseline": nearest.centre, "spread": self._mode_spread(nearest)}
         if not self.firing:
             if mode is not None:
                 self.depart_since, self.depart_count, self.between_since = None, 0, None
@@ -180,7 +178,7 @@ class AnomalySeries:
                 return None
             self.firing, self.onset_ts = True, onset
             self.normal_since, self.normal_count = None, 0
-            return Transition(True, Severity.WARNING, self.z_threshold, onset, z, context)
+            return Transition(True, Severity.WARNING, self.z_threshold, onset, z, self._context(mode, value, z))
 
         # Firing: clear once back inside a mode for as long as it took to fire.
         if mode is not None:
@@ -190,10 +188,16 @@ class AnomalySeries:
             if ts - self.normal_since >= self.for_s and self.normal_count >= self.min_samples:
                 self.firing = False
                 self.depart_since, self.depart_count, self.between_since = None, 0, None
-                return Transition(False, Severity.WARNING, self.z_threshold, self.onset_ts, z, context)
+                return Transition(False, Severity.WARNING, self.z_threshold, self.onset_ts, z, self._context(mode, value, z))
         else:
             self.normal_since, self.normal_count = None, 0
         return None
+
+    def _context(self, mode: Mode | None, value: float, z: float) -> dict[str, float]:
+        """What a transition reports: the z, the centre of the value's mode (or the nearest) and its spread.
+        Built only for a transition: most samples change nothing."""
+        nearest = mode if mode is not None else self._nearest(value)
+        return {"z": z, "baseline": nearest.centre, "spread": self._mode_spread(nearest)}
 
     # -- learning -------------------------------------------------------------------------
 

@@ -256,6 +256,7 @@ class Detector:
         dev = self._devices.get(device)
         if dev is not None:
             self._note_device_sample(dev, sample, findings)
+        series_map = self._series
         for signal, raw in sample.signals.items():
             if isinstance(raw, bool):
                 value = 1.0 if raw else 0.0
@@ -264,9 +265,14 @@ class Detector:
                 value, numeric = float(raw), True
             if not math.isfinite(value):
                 continue
-            state = self._state(device, signal, numeric)
-            if state is None:
-                continue
+            key = (device, signal)
+            state = series_map.get(key)
+            if state is not None:
+                series_map.move_to_end(key)  # least recently updated first, for `_evict_idle`
+            else:
+                state = self._state(device, signal, numeric)
+                if state is None:
+                    continue
             if ts < state.last_ts:
                 if state.last_ts - ts <= NEW_EPOCH_BACKWARD_S:
                     self.late_samples += 1  # reordered: its durations would be wrong
@@ -296,7 +302,8 @@ class Detector:
                         findings.append(self._health_finding(sample, signal, value, STUCK_RULE, stuck))
             state.last_ts = ts
             state.history.append((ts, value))
-            running_level = self._running_level(state)
+            anomaly = state.anomaly
+            running_level = self._running_level(state) if anomaly is not None and anomaly.silent else None
             for series in state.rule_series:
                 if running_level is not None and series.rule.kind is RuleKind.RELATIVE:
                     if running_level < 0:
@@ -310,7 +317,6 @@ class Detector:
                     findings.append(self._rule_finding(sample, signal, value, series.rule, transition))
                 if series.intermittent is not None:
                     findings.append(self._intermittent_finding(sample, signal, value, series.rule, series.intermittent))
-            anomaly = state.anomaly
             if anomaly is not None:
                 dev = dev or self._devices[device]
                 if anomaly.silent:

@@ -56,6 +56,15 @@ class RuleSeries:
     intermittent_firing: bool = False
     intermittent_onset_ts: float = 0.0
     intermittent: Transition | None = None  # set by update() when the intermittent alert changes
+    # The least extreme limit and its direction, precomputed: most samples are quiet, and a quiet
+    # sample is told apart with one comparison (see `update`).
+    quiet_limit: float = field(init=False)
+    above: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        limits = [limit for _, limit in self.rule.levels] or [math.inf]
+        self.above = self.rule.direction is Direction.ABOVE
+        self.quiet_limit = min(limits) if self.above else max(limits)
 
     @property
     def pending(self) -> bool:
@@ -74,10 +83,23 @@ class RuleSeries:
         self.last_ts = ts
 
         self.intermittent = None
+        kind = rule.kind
+        if kind is RuleKind.THRESHOLD and self.firing is None and not self.breach_since:
+            # Fast path for the common case, exactly what the general path below does with it:
+            # nothing firing or building up, and the value short of every limit.
+            if (value <= self.quiet_limit) if self.above else (value >= self.quiet_limit):
+                if rule.intermittent_count and (
+                    self.excursion_since is not None or self.excursions or self.intermittent_firing
+                ):
+                    self._track_excursions(False, ts, value, {})
+                return None
         measure, context = self._measure(value, ts)
         if measure is None:  # still warming up or filling the window
             self._learn(value, breached=False)
             return None
+        if (kind is RuleKind.RATE or kind is RuleKind.DRIFT) and self.firing is None and not self.breach_since:
+            if (measure <= self.quiet_limit) if self.above else (measure >= self.quiet_limit):
+                return None  # quiet, as above (these kinds neither learn nor track excursions)
         breached = self._breached_levels(measure, context)
         if rule.kind is RuleKind.THRESHOLD and rule.intermittent_count:
             self._track_excursions(bool(breached), ts, measure, context)

@@ -223,7 +223,7 @@ class SignalHealth:
     def check_flat(self, value: float, ts: float) -> tuple[Transition | None, bool]:
         """(a transition if the sensor recovered, whether it is a stuck candidate now)."""
         self.seen += 1
-        alpha = max(0.01, 1.0 / self.seen)
+        alpha = 0.01 if self.seen >= 100 else 1.0 / self.seen  # max(0.01, 1 / seen) without the call
         if value != self.flat_value:
             self.flat_value, self.flat_since, self.flat_count = value, ts, 1
             self.last_change_ts = ts

@@ -188,7 +188,9 @@ class AnomalySeries:
             if ts - self.normal_since >= self.for_s and self.normal_count >= self.min_samples:
                 self.firing = False
                 self.depart_since, self.depart_count, self.between_since = None, 0, None
-                return Transition(False, Severity.WARNING, self.z_threshold, self.onset_ts, z, self._context(mode, value, z))
+                return Transition(
+                    False, Severity.WARNING, self.z_threshold, self.onset_ts, z, self._context(mode, value, z)
+                )
         else:
             self.normal_since, self.normal_count = None, 0
         return None

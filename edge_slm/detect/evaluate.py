@@ -84,22 +84,30 @@ class RuleSeries:
 
         self.intermittent = None
         kind = rule.kind
-        if kind is RuleKind.THRESHOLD and self.firing is None and not self.breach_since:
+        if (
+            kind is RuleKind.THRESHOLD
+            and self.firing is None
+            and not self.breach_since
+            and ((value <= self.quiet_limit) if self.above else (value >= self.quiet_limit))
+        ):
             # Fast path for the common case, exactly what the general path below does with it:
             # nothing firing or building up, and the value short of every limit.
-            if (value <= self.quiet_limit) if self.above else (value >= self.quiet_limit):
-                if rule.intermittent_count and (
-                    self.excursion_since is not None or self.excursions or self.intermittent_firing
-                ):
-                    self._track_excursions(False, ts, value, {})
-                return None
+            if rule.intermittent_count and (
+                self.excursion_since is not None or self.excursions or self.intermittent_firing
+            ):
+                self._track_excursions(False, ts, value, {})
+            return None
         measure, context = self._measure(value, ts)
         if measure is None:  # still warming up or filling the window
             self._learn(value, breached=False)
             return None
-        if (kind is RuleKind.RATE or kind is RuleKind.DRIFT) and self.firing is None and not self.breach_since:
-            if (measure <= self.quiet_limit) if self.above else (measure >= self.quiet_limit):
-                return None  # quiet, as above (these kinds neither learn nor track excursions)
+        if (
+            (kind is RuleKind.RATE or kind is RuleKind.DRIFT)
+            and self.firing is None
+            and not self.breach_since
+            and ((measure <= self.quiet_limit) if self.above else (measure >= self.quiet_limit))
+        ):
+            return None  # quiet, as above (these kinds neither learn nor track excursions)
         breached = self._breached_levels(measure, context)
         if rule.kind is RuleKind.THRESHOLD and rule.intermittent_count:
             self._track_excursions(bool(breached), ts, measure, context)

@@ -252,18 +252,23 @@ class Detector:
         findings: list[Finding] = []
         device = sample.device
         ts = sample.ts
-        self._clock = max(self._clock, min(ts, sample.received_ts + CLOCK_AHEAD_OF_ARRIVAL_S))
+        clock_ts = min(ts, sample.received_ts + CLOCK_AHEAD_OF_ARRIVAL_S)
+        if clock_ts > self._clock:
+            self._clock = clock_ts
         dev = self._devices.get(device)
         if dev is not None:
             self._note_device_sample(dev, sample, findings)
         series_map = self._series
+        isfinite = math.isfinite
         for signal, raw in sample.signals.items():
-            if isinstance(raw, bool):
+            if type(raw) is float:  # what the codec hands over for every number
+                value, numeric = raw, True
+            elif isinstance(raw, bool):
                 value = 1.0 if raw else 0.0
                 numeric = False
             else:
                 value, numeric = float(raw), True
-            if not math.isfinite(value):
+            if not isfinite(value):
                 continue
             key = (device, signal)
             state = series_map.get(key)

@@ -18,6 +18,7 @@ from edge_slm.events import Sample
 
 MAX_DEVICES = 256
 MAX_SIGNALS_PER_DEVICE = 64
+MAX_CACHED_NAMES = 4096
 
 LatestReading = tuple[float, float]  # (value, wall-clock time it arrived)
 
@@ -27,14 +28,23 @@ class LatestValues:
         self._clock = clock
         self._lock = threading.Lock()
         self._devices: collections.OrderedDict[str, dict[str, LatestReading]] = collections.OrderedDict()
+        # signal name -> whether it has a spoken name: asked for every signal of every message, and
+        # a tire-position name costs a regex match. Bounded: invented names only cost the match again.
+        self._kept: dict[str, bool] = {}
 
     def update(self, sample: Sample) -> None:
         now = self._clock()
-        known = {
-            name: (float(value), now)
-            for name, value in sample.signals.items()
-            if not isinstance(value, bool) and spoken_signal(name) is not None
-        }
+        kept = self._kept
+        known = {}
+        for name, value in sample.signals.items():
+            keep = kept.get(name)
+            if keep is None:
+                keep = spoken_signal(name) is not None
+                if len(kept) >= MAX_CACHED_NAMES:
+                    kept.clear()
+                kept[name] = keep
+            if keep and not isinstance(value, bool):
+                known[name] = (float(value), now)
         if not known:
             return
         with self._lock:

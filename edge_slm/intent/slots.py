@@ -48,6 +48,16 @@ _PLACE_END = re.compile(
     r"|quickly|right now|now|asap|on the way|on my way|on our way|on the way home|along the way|first|instead"
     r"|for a (minute|sec|second|bit)|for me|for us|as fast as|as soon as)\b.*$"
 )
+# Words that may stand right before a saved place said without a place anchor ("get me home",
+# "head home", "the way home"). Any other word makes it part of another place's name: "my parents
+# house", "the opera house", "the coffee house" are not home.
+_SAVED_PLACE_LEADS = frozenset(
+    {
+        "me", "us", "go", "going", "get", "head", "heading", "drive", "driving", "back", "take", "bring",
+        "navigate", "return", "returning", "lets", "let", "please", "now", "straight", "right", "just",
+        "way", "route", "directions", "and", "then", "okay", "ok", "so", "time", "wanna", "to",
+    }
+)  # fmt: skip
 _INDEFINITE = frozenset({"a", "an", "some", "any", "nearest", "closest", "nearby"})
 _NEAREST = frozenset({"nearest", "closest", "nearby", "good", "decent", "cheap", "open", "local"})
 _PARTICULAR = re.compile(r"^the (\w+ ){1,3}(on|at|in|near|off|by) (the )?\w+")
@@ -236,7 +246,11 @@ class SlotExtractor:
             if value and value not in _PRONOUN_PLACES:
                 return " ".join(address_numbers(value.split()))
         for form, value in self._saved_places.items():  # "please get me home": no anchor needed
-            if re.search(rf"\b{re.escape(form)}$", normalized):
+            form_words = form.split()
+            if words[-len(form_words) :] != form_words:
+                continue
+            before = words[-len(form_words) - 1] if len(words) > len(form_words) else ""
+            if not before or before in _SAVED_PLACE_LEADS:
                 return value
         return ""
 

@@ -70,6 +70,12 @@ def test_time_numbers(spoken: str, digits: str) -> None:
         ("two twenty one baker street is where i need to go", ""),
         ("take me too the gym", "gym"),
         ("navigate two school", "school"),
+        # a saved place said without an anchor only after a word that can lead it: "house" in
+        # another place's name is not home (Whisper: "I drive for my parents' house")
+        ("head home", "home"),
+        ("show me the way home", "home"),
+        ("i drive for my parents house", ""),
+        ("we should check out the opera house", ""),
     ],
 )
 def test_destination_spans(text: str, destination: str) -> None:

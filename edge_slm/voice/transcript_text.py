@@ -15,7 +15,9 @@ Whisper makes on short spoken commands, each one only where the repair is unambi
   Bob"), so "at 221 Baker Street" stays an address;
 - "1,000": thousands separators dropped ("1000");
 - a leading "I" before a question or command word ("I how much further" from "uh how much
-  further"): dropped, since "I how ..." is never an English sentence;
+  further"): dropped, since "I how ..." is never an English sentence; so is a leading "I'm" ("um") before
+  a command verb in its bare form ("I'm navigate to ...");
+- "any motel's on the way" (a plural written with an apostrophe after "any"): "any motels";
 - "Ad ..." opening a command (homophone of the calendar verb "add"; also after "calendar," / "please"): "Add ...";
   "At haircut to my calendar", "At team lunch on Friday at noon", "Had dentist on Monday at 3" (no verb at
   all, then a calendar cue: "add" heard as "at" or "had"; not before a number or time word): "Add ...";
@@ -79,6 +81,17 @@ _LEADING_I = re.compile(
     r"^\s*I,?\s+(?=(?:how|what|where|when|why|which|is|are|will|take|find|navigate|call|remind|show|set|get)\b)",
     re.IGNORECASE,
 )
+# "um" written as "I'm": only before a command verb in its bare form, which "I'm" can never precede
+# ("I'm set", "I'm calling" stay)
+_LEADING_IM = re.compile(
+    r"^\s*I['’]?m,?\s+(?=(?:navigate|call|dial|phone|find|take|drive|remind|show|add|put|schedule|book|"
+    r"how|where|what)\b)",
+    re.IGNORECASE,
+)
+# "Any motel's on the way": a plural written with an apostrophe after "any", where "any X is" would not be said
+_ANY_PLURAL = re.compile(
+    r"\b(any|Any) (\w+)['’]s\b(?= (?:on|near|nearby|around|close|along|ahead|open|in|up|left)\b|[.?!]*$)"
+)
 
 
 def repair(text: str) -> str:
@@ -93,6 +106,8 @@ def repair(text: str) -> str:
         s = _THOUSANDS.sub(r"\1", s)
     s = _THEIR.sub(r"\1 there", s)
     s = _LEADING_I.sub("", s)
+    s = _LEADING_IM.sub("", s)
+    s = _ANY_PLURAL.sub(r"\1 \2s", s)
     s = _LEADING_AD.sub(lambda m: m.group(1) + ("Add" if m.group(0)[len(m.group(1))] == "A" else "add"), s)
     s = _AT_FOR_ADD.sub(lambda m: "Add" if m.group(0)[0].isupper() else "add", s)
     s = _BUT_FOR_PUT.sub(lambda m: "Put" if m.group(0)[0].isupper() else "put", s)

@@ -32,6 +32,14 @@ from tests.http_fixtures import FileServer
         ("It costs 4.50", "It costs 4.50"),  # no time word: a price stays
         ("Call 1,234,567", "Call 1234567"),
         ("I how much further?", "how much further?"),
+        ("I'm navigate to 12 Oak Lane.", "navigate to 12 Oak Lane."),
+        ("I'm, call mom", "call mom"),
+        ("I'm calling mom", "I'm calling mom"),  # a sentence: left alone
+        ("I'm set for tomorrow", "I'm set for tomorrow"),
+        ("Any motel's on the way.", "Any motels on the way."),
+        ("Are there any hotel's nearby?", "Are there any hotels nearby?"),
+        ("The motel's on the way", "The motel's on the way"),  # "the motel is": left alone
+        ("Any idea's welcome", "Any idea's welcome"),
         ("is their traffic ahead.", "is there traffic ahead."),
         ("Are their any delays", "Are there any delays"),
         # a time run together after a time word, where only time talk or the end follows
@@ -91,6 +99,8 @@ def intents() -> IntentRecognizer:
     [
         ("Remind me to book a service tomorrow at 9M.", "create_event", {"when": "tomorrow at 9 am"}),
         ("I how much further?", "eta", {}),
+        ("I'm navigate to 12 Oak Lane.", "navigate_to", {"destination": "12 Oak Lane"}),
+        ("Any motel's on the way.", "find_poi", {"category": "hotel"}),
         ("Is their traffic ahead?", "traffic", {}),
         ("Remind me to water the plants at 545.", "create_event", {"when": "5:45"}),
         ("Ad yoga class Thursday at 7 pm.", "create_event", {"title": "yoga class", "when": "thursday at 7 pm"}),

@@ -84,8 +84,7 @@ _LEADING_I = re.compile(
 # "um" written as "I'm": only before a command verb in its bare form, which "I'm" can never precede
 # ("I'm set", "I'm calling" stay)
 _LEADING_IM = re.compile(
-    r"^\s*I['’]?m,?\s+(?=(?:navigate|call|dial|phone|find|take|drive|remind|show|add|put|schedule|book|"
-    r"how|where|what)\b)",
+    r"^\s*I['’]?m,?\s+(?=(?:navigate|call|dial|phone|find|take|drive|remind|show|add|put|schedule|book)\b)",
     re.IGNORECASE,
 )
 # "Any motel's on the way": a plural written with an apostrophe after "any", where "any X is" would not be said

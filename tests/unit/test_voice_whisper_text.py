@@ -36,6 +36,7 @@ from tests.http_fixtures import FileServer
         ("I'm, call mom", "call mom"),
         ("I'm calling mom", "I'm calling mom"),  # a sentence: left alone
         ("I'm set for tomorrow", "I'm set for tomorrow"),
+        ("I'm where I need to be", "I'm where I need to be"),
         ("Any motel's on the way.", "Any motels on the way."),
         ("Are there any hotel's nearby?", "Are there any hotels nearby?"),
         ("The motel's on the way", "The motel's on the way"),  # "the motel is": left alone

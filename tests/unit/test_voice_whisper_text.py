@@ -246,7 +246,7 @@ def test_config_keys(tmp_path: Path) -> None:
     assert VoiceSettings().whisper_beam_size == 3
     with pytest.raises(ConfigError, match=r"voice\.whisper_beam_size"):
         load_settings(None, None, environ={}, cli_overrides={"voice": {"whisper_beam_size": 0}})
-    assert VoiceSettings().confirm_below_confidence == 0.7
+    assert VoiceSettings().confirm_below_confidence == 0.75
     with pytest.raises(ConfigError, match=r"voice\.confirm_below_confidence"):
         load_settings(None, None, environ={}, cli_overrides={"voice": {"confirm_below_confidence": 1.5}})
 

@@ -80,23 +80,39 @@ def scenario_messages(limit: int) -> list[tuple[str, float, dict]]:
     return [(d, ts, {k: float(v) for k, v in s.items()}) for d, ts, s in merged[:limit]]
 
 
-def run_side(src: Path, data: Path) -> float:
-    env = {**os.environ, "PYTHONPATH": str(src)}
-    # cwd=src: `python -c` puts the working directory first on sys.path, ahead of PYTHONPATH, so
-    # run from the repository root both sides would import this checkout's edge_slm.
+def extract_ref(ref: str, dest: Path) -> Path:
+    """The `edge_slm` package of git `ref`, unpacked under `dest` (returned: the folder to run it from)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "edge_slm"], capture_output=True, check=True)
+    tar_path = dest / "edge_slm.tar"
+    tar_path.write_bytes(archive.stdout)
+    with tarfile.open(tar_path) as tar:
+        tar.extractall(dest, filter="data")
+    return dest
+
+
+def run_worker(src: Path, worker: str, data: Path, timeout_s: float = 600) -> dict:
+    """Run `worker` (Python code that prints one JSON object with a "source" key last) with `src`'s
+    edge_slm, in its own process; its JSON. cwd=src: `python -c` puts the working directory ahead of
+    PYTHONPATH on sys.path, so run from the repository root every side would import this checkout."""
     out = subprocess.run(
-        [sys.executable, "-c", WORKER, str(data)],
-        env=env,
+        [sys.executable, "-c", worker, str(data)],
+        env={**os.environ, "PYTHONPATH": str(src)},
         cwd=src,
         capture_output=True,
         text=True,
-        check=True,
-        timeout=600,
+        timeout=timeout_s,
     )
+    if out.returncode != 0:  # e.g. a ref from before the API the worker uses
+        raise SystemExit(f"the code in {src} failed:\n{out.stderr[-2000:]}")
     result = json.loads(out.stdout.strip().splitlines()[-1])
     if not Path(result["source"]).resolve().is_relative_to(src.resolve()):
         raise SystemExit(f"the {src} side imported edge_slm from {result['source']}")
-    return float(result["us_per_message"])
+    return result
+
+
+def run_side(src: Path, data: Path) -> float:
+    return float(run_worker(src, WORKER, data)["us_per_message"])
 
 
 def main() -> int:
@@ -106,15 +122,7 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=50_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp) / "baseline"
-        base.mkdir()
-        archive = subprocess.run(
-            ["git", "-C", str(ROOT), "archive", args.baseline_ref, "edge_slm"], capture_output=True, check=True
-        ).stdout
-        tar_path = Path(tmp) / "base.tar"
-        tar_path.write_bytes(archive)
-        with tarfile.open(tar_path) as tar:
-            tar.extractall(base, filter="data")
+        base = extract_ref(args.baseline_ref, Path(tmp) / "baseline")
         for name, messages in (
             ("ingest", ingest_messages(args.messages)),
             ("scenarios", scenario_messages(args.messages)),

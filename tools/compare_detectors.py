@@ -16,11 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import subprocess
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
+
+from bench_detect import extract_ref, ingest_messages, run_worker  # this folder: sys.path[0] when run as a script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,9 +77,6 @@ def random_walk(n: int, seed: int = 7) -> list[tuple[str, float, dict[str, float
 
 def workloads(messages: int) -> dict[str, list[list[tuple[str, float, dict]]]]:
     sys.path.insert(0, str(ROOT))
-    sys.path.insert(0, str(ROOT / "tools"))
-    from bench_detect import ingest_messages
-
     from edge_slm.detect.scenarios import build_scenarios
 
     traces = [[(d, ts, dict(s)) for d, ts, s in t.messages] for t in build_scenarios()]
@@ -91,21 +88,7 @@ def workloads(messages: int) -> dict[str, list[list[tuple[str, float, dict]]]]:
 
 
 def run_side(src: Path, data: Path) -> dict:
-    # cwd=src: `python -c` puts the working directory ahead of PYTHONPATH on sys.path
-    out = subprocess.run(
-        [sys.executable, "-c", WORKER, str(data)],
-        env={"PYTHONPATH": str(src), "PATH": "/usr/bin:/bin"},
-        cwd=src,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    if out.returncode != 0:  # e.g. a ref from before Detector's present API
-        raise SystemExit(f"the detector in {src} failed:\n{out.stderr[-2000:]}")
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    if not Path(result["source"]).resolve().is_relative_to(src.resolve()):
-        raise SystemExit(f"the {src} side imported edge_slm from {result['source']}")
-    return result["results"]
+    return run_worker(src, WORKER, data, timeout_s=1800)["results"]
 
 
 def main() -> int:
@@ -114,15 +97,7 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=60_000, help="messages in the ingest and random workloads")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp) / "baseline"
-        base.mkdir()
-        archive = subprocess.run(
-            ["git", "-C", str(ROOT), "archive", args.baseline_ref, "edge_slm"], capture_output=True, check=True
-        ).stdout
-        tar_path = Path(tmp) / "base.tar"
-        tar_path.write_bytes(archive)
-        with tarfile.open(tar_path) as tar:
-            tar.extractall(base, filter="data")
+        base = extract_ref(args.baseline_ref, Path(tmp) / "baseline")
         data = Path(tmp) / "workloads.json"
         data.write_text(json.dumps(workloads(args.messages)))
         theirs, ours = run_side(base, data), run_side(ROOT, data)

@@ -109,7 +109,7 @@ class RuleSeries:
         ):
             return None  # quiet, as above (these kinds neither learn nor track excursions)
         breached = self._breached_levels(measure, context)
-        if rule.kind is RuleKind.THRESHOLD and rule.intermittent_count:
+        if kind is RuleKind.THRESHOLD and rule.intermittent_count:
             self._track_excursions(bool(breached), ts, measure, context)
         for severity, _limit in rule.levels:
             if severity in breached:

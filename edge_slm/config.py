@@ -127,6 +127,10 @@ class VoiceSettings:
     # set from audio (6 voice/noise conditions, 300 action commands), 0.75 held 30 of 33 actions the typed
     # words do not cause and 20 right ones; 0.7 held 20 and 12. 0 = never ask. (Vosk: unused.)
     confirm_below_confidence: float = 0.75
+    # Whisper keeps the other readings of its beam this close to the best (mean log-probability per token);
+    # when one of them would act otherwise ("afternoon" for "at noon"), the action is asked about first.
+    # 0 = never (README "Whisper").
+    confirm_alternative_margin: float = 0.12
     asr: str = "auto"  # "vosk" | "whisper" | "auto" (Whisper when its model is installed, else Vosk)
     whisper_model: str = "whisper-tiny.en"  # path or known name (the installed wheel, else the model cache)
     whisper_threads: int = 2  # CTranslate2 CPU threads for one utterance
@@ -416,6 +420,9 @@ def _validate(settings: Settings) -> None:
     confirm_below = settings.voice.confirm_below_confidence
     if not 0.0 <= confirm_below <= 1.0:
         raise ConfigError("voice.confirm_below_confidence", f"must be between 0 and 1, got {confirm_below!r}")
+    margin = settings.voice.confirm_alternative_margin
+    if not 0.0 <= margin <= 5.0:
+        raise ConfigError("voice.confirm_alternative_margin", f"must be between 0 and 5, got {margin!r}")
     if settings.model.pool_inflight < 1:
         raise ConfigError("model.pool_inflight", "must be 1 or more")
     if settings.model.n_threads < 0:

@@ -136,6 +136,7 @@ class Transcript:
     received_ts: float = 0.0
     seq: int = 0  # arrival order in the voice flow (a later command of a source outranks an earlier one)
     recognizer: str = ""  # the microphone's speech recognizer ("whisper" | "vosk"); "" from the bus
+    alternatives: tuple[str, ...] = ()  # the recognizer's other readings, nearly as likely (intent/readings.py)
 
 
 @dataclass(frozen=True, slots=True)

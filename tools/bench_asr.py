@@ -308,10 +308,11 @@ def transcribe_wav(
     trailing_ms: int = 500,
     raw: list[str] | None = None,
     confidences: list[float] | None = None,
+    alternatives: list[list[str]] | None = None,
 ) -> tuple[str, list[float]]:
     """What the listener does, offline: endpointer -> recognizer per utterance. (text, decode seconds each);
-    Whisper's text before repair is appended to `raw`, its confidence to `confidences`, one entry per kept
-    utterance."""
+    Whisper's text before repair is appended to `raw`, its confidence to `confidences` and its close other
+    readings to `alternatives`, one entry per kept utterance."""
     ep = Endpointer(RATE_HZ, trailing_ms, 10.0, detector=DETECTORS[vad](RATE_HZ))
     texts: list[str] = []
     decode_s: list[float] = []
@@ -336,6 +337,8 @@ def transcribe_wav(
                     raw.append(result.grammar_text or result.text)
                 if confidences is not None:
                     confidences.append(result.confidence)
+                if alternatives is not None:
+                    alternatives.append(list(result.alternatives))
         else:
             recognizer.end_utterance()
     return " ".join(texts), decode_s
@@ -400,6 +403,21 @@ def _action_key(
     return intent.name, tuple(sorted((k, canon(str(v))) for k, v in slots.items()))
 
 
+def _rival(got: Any, raws: list[str], alternatives: list[list[str]], intents: Any, responder: Any) -> bool:
+    """Whether another close reading of one utterance would act otherwise (the daemon's check, per utterance:
+    the others kept as heard)."""
+    from edge_slm.intent.readings import rival_reading
+    from edge_slm.voice.transcript_text import repair
+
+    _, actions = responder.respond(got)
+    heard = [repair(r) for r in raws]
+    for k, others in enumerate(alternatives):
+        texts = [" ".join(t for t in (*heard[:k], other, *heard[k + 1 :]) if t) for other in others]
+        if rival_reading(texts, actions, intents.recognize_fast, responder) is not None:
+            return True
+    return False
+
+
 def contact_list(args: argparse.Namespace, rows: list[dict[str, Any]]) -> list[str]:
     """The device's contact list for `--contacts`: none (no check), the training file's contacts, or those plus the
     people the commands under test call (a driver calls people in the phone book; others are distractors)."""
@@ -433,7 +451,9 @@ def make_asr_recognizer(args: argparse.Namespace, phrases: list[str], vocabulary
         model = WhisperModel(args.whisper_model, cpu_threads=args.threads)
         from edge_slm.voice.whisper_asr import build_prompt
 
-        rec = WhisperRecognizer(model, RATE_HZ, max_utterance_s=10.0, beam_size=args.beam_size)
+        rec = WhisperRecognizer(
+            model, RATE_HZ, max_utterance_s=10.0, beam_size=args.beam_size, alternative_margin=args.alternative_margin
+        )
         if args.high_pass_hz is not None:
             rec.high_pass_hz = args.high_pass_hz
         rec.prompt = build_prompt(phrases, vocabulary or [], max_phrases=args.prompt_phrases) if args.prompt else ""
@@ -471,6 +491,7 @@ def bench_accuracy(args: argparse.Namespace) -> None:
     conds = make_speech_wavs.conditions(args.noises.split(","), [float(x) for x in args.snrs.split(",")])
     replay: dict[tuple[str, str, int], list[str]] = {}  # (voice, condition, row) -> Whisper's raw utterances
     replay_confidence: dict[tuple[str, str, int], list[float]] = {}
+    replay_alternatives: dict[tuple[str, str, int], list[list[str]]] = {}
     if args.from_transcripts is not None:  # the same transcripts again: a paired comparison of the text side
         from edge_slm.voice.transcript_text import repair
 
@@ -478,6 +499,7 @@ def bench_accuracy(args: argparse.Namespace) -> None:
             saved = json.loads(line)
             replay[(saved["voice"], saved["cond"], saved["i"])] = saved["raw"]
             replay_confidence[(saved["voice"], saved["cond"], saved["i"])] = saved.get("confidence", [])
+            replay_alternatives[(saved["voice"], saved["cond"], saved["i"])] = saved.get("alternatives", [])
         recognizer = None
         print(f"transcripts replayed from {args.from_transcripts} ({len(replay)}), repaired by this tree")
     else:
@@ -489,6 +511,8 @@ def bench_accuracy(args: argparse.Namespace) -> None:
     contacts = contact_list(args, rows)
     # the actions, as the daemon takes them; `--contacts none`: the intent's slots, as before the contact check
     responder = Responder(NavStateStore(), None, lambda: (), "", contacts=contacts) if contacts else None
+    # what the daemon checks other readings with (intent/readings.py); the contact list when there is one
+    readings_responder = responder or Responder(NavStateStore(), None, lambda: (), "")
     print(f"contact list ({args.contacts}): {len(contacts)} names; a call to another name is not dialled")
     typed = [intents.recognize(r["text"]) for r in rows]
     typed_ok = sum(t.name == r["intent"] for t, r in zip(typed, rows, strict=True))
@@ -510,18 +534,27 @@ def bench_accuracy(args: argparse.Namespace) -> None:
             for i, (row, speech) in enumerate(zip(rows, spoken, strict=True)):
                 cond = f"{kind}{snr if snr is not None else ''}"
                 confs: list[float] = []
+                alts: list[list[str]] = []
                 if recognizer is None:
                     raws = replay[(voice, cond, i)]
                     text, times = " ".join(t for t in (repair(r) for r in raws) if t), []
                     confs = replay_confidence.get((voice, cond, i), [])
+                    alts = replay_alternatives.get((voice, cond, i), [])
                 else:
                     samples, _, _ = make_speech_wavs.with_noise(speech, kind, snr, seed=args.seed * 100003 + i)
                     pcm = np.clip(np.rint(samples * 32767), -32768, 32767).astype(np.int16).tobytes()
                     audio_s += len(speech) / RATE_HZ
                     raws = []
-                    text, times = transcribe_wav(recognizer, pcm, args.vad, args.trailing_ms, raws, confs)
+                    text, times = transcribe_wav(recognizer, pcm, args.vad, args.trailing_ms, raws, confs, alts)
                 if saving is not None:
-                    saved = {"voice": voice, "cond": cond, "i": i, "raw": raws, "confidence": confs}
+                    saved = {
+                        "voice": voice,
+                        "cond": cond,
+                        "i": i,
+                        "raw": raws,
+                        "confidence": confs,
+                        "alternatives": alts,
+                    }
                     saving.write(json.dumps(saved) + "\n")
                 decode += times
                 ref, hyp = _words_for_wer(row["text"]), _words_for_wer(text)
@@ -534,8 +567,12 @@ def bench_accuracy(args: argparse.Namespace) -> None:
                 ok = got.name == row["intent"] if got is not None else row["intent"] == "unknown"
                 intent_ok += ok
                 got_action = _action_key(got, responder) if got is not None else None
-                # the daemon asks before acting on what Whisper was unsure of (intent/answer.py)
-                if got_action is not None and args.asr == "whisper" and confs and min(confs) < args.confirm_below:
+                # the daemon asks before acting on what Whisper was unsure of, or on what another close
+                # reading would do otherwise (intent/answer.py)
+                unsure = bool(confs) and min(confs) < args.confirm_below
+                if got_action is not None and args.asr == "whisper" and not unsure and not args.no_alternatives:
+                    unsure = _rival(got, raws, alts, intents, readings_responder)
+                if got_action is not None and args.asr == "whisper" and unsure:
                     if got_action == _action_key(typed[i], responder):
                         held_right += 1
                     else:
@@ -697,6 +734,17 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=VoiceSettings().confirm_below_confidence,
         help="accuracy: actions Whisper was less sure of are asked about first, not taken (0: never)",
+    )
+    parser.add_argument(
+        "--no-alternatives",
+        action="store_true",
+        help="accuracy: act on the best reading even when a close other one would act otherwise",
+    )
+    parser.add_argument(
+        "--alternative-margin",
+        type=float,
+        default=VoiceSettings().confirm_alternative_margin,
+        help="accuracy: other readings this close to the best are checked (mean log-probability per token)",
     )
     parser.add_argument("--high-pass-hz", type=float, default=None, help="accuracy: Whisper's high-pass (default 120)")
     parser.add_argument("--no-prompt", dest="prompt", action="store_false", help="accuracy: Whisper without bias")

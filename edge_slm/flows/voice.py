@@ -329,7 +329,10 @@ class VoiceFlow:
         assert self.recognizer is not None and self.responder is not None
         started = time.monotonic()
         intent = self.recognizer.recognize_with_model(transcript.text)
-        return reply_to(transcript, intent, self.responder, started, context=self.assistant.context)
+        context = self.assistant.context
+        return reply_to(
+            transcript, intent, self.responder, started, context=context, understand=self.recognizer.recognize_fast
+        )
 
     def _publish_reply(self, transcript: Transcript, reply: Reply) -> None:
         if transcript.seq < self._latest_acted.get(transcript.source, 0):

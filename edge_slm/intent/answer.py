@@ -7,6 +7,7 @@ splits it: the fast tiers and `reply_to` on one worker, the model tier on anothe
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING
 from edge_slm.events import Action, Alert, Intent, Reply, Transcript
 from edge_slm.intent.context import DialogContext, Understand, confirmation_question
 from edge_slm.intent.grammar import Grammar
+from edge_slm.intent.readings import rival_reading
 from edge_slm.intent.recognizer import IntentRecognizer, restore_spelling
 from edge_slm.intent.rephrase import Rephraser
 from edge_slm.intent.respond import LatestReadings, RecentlyResolved, Responder, canonical_category
@@ -24,6 +26,8 @@ from edge_slm.sanitize import clean_slots
 
 if TYPE_CHECKING:
     from edge_slm.config import Settings
+
+log = logging.getLogger(__name__)
 
 
 def answer(
@@ -43,7 +47,7 @@ def answer(
     if fast is not None:
         return fast
     intent = recognizer.recognize_with_model(transcript.text)
-    return reply_to(transcript, intent, responder, started, clock, rephraser, context)
+    return reply_to(transcript, intent, responder, started, clock, rephraser, context, recognizer.recognize_fast)
 
 
 def answer_fast(
@@ -64,7 +68,7 @@ def answer_fast(
     understood = follow.intent if follow is not None else recognizer.recognize_fast(transcript.text)
     if understood is None:
         return None
-    return reply_to(transcript, understood, responder, started, clock, None, context)
+    return reply_to(transcript, understood, responder, started, clock, None, context, recognizer.recognize_fast)
 
 
 def reply_to(
@@ -75,8 +79,11 @@ def reply_to(
     clock: Callable[[], float] = time.monotonic,
     rephraser: Rephraser | None = None,
     context: DialogContext | None = None,
+    understand: Understand | None = None,
 ) -> Reply:
-    """The grounded reply to an understood transcript; `latency_ms` counts from `started`."""
+    """The grounded reply to an understood transcript; `latency_ms` counts from `started`. With
+    `understand` (the fast tiers), the recognizer's other readings are checked too: one that would act
+    otherwise makes the action a question (intent/readings.py)."""
     intent = dataclasses.replace(intent, slots=clean_slots(intent.slots))  # echoed on voice/reply: no bidi, bounded
     text, actions = responder.respond(intent)
     if rephraser is not None and intent.name != "unknown":
@@ -89,8 +96,11 @@ def reply_to(
         # Only Whisper's confidence is on a scale we measured (Vosk's grammar results pass their own check);
         # a transcript from the bus is as sure as its sender made it.
         heard = transcript.confidence if transcript.recognizer == "whisper" else 1.0
+        rival = rival_reading(transcript.alternatives, actions, understand, responder) if understand else None
+        if rival is not None:
+            log.info("%r might have been %r, which would act otherwise: asking first", transcript.text, rival)
         text, actions = context.after_reply(
-            transcript.source, intent, text, actions, place=place, heard_confidence=heard
+            transcript.source, intent, text, actions, place=place, heard_confidence=heard, heard_otherwise=bool(rival)
         )
     elif any(a.confirm for a in actions):  # no dialog to hear the "yes": ask, and do nothing now
         text = confirmation_question(next(a for a in actions if a.confirm))

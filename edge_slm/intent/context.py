@@ -211,13 +211,15 @@ class DialogContext:
         place: str = "",
         confirmed: bool = False,
         heard_confidence: float = 1.0,
+        heard_otherwise: bool = False,
     ) -> tuple[str, tuple[Action, ...]]:
         """Remember this turn's entities; hold actions that need confirmation (unless `confirmed`: the
         answer to the question). `heard_confidence`: how sure our speech recognizer was of the words; below
-        `confirm_below_confidence` every action is asked about first. Returns the reply text and actions
+        `confirm_below_confidence` every action is asked about first, and so it is when `heard_otherwise` (another
+        reading of the words would act otherwise: intent/readings.py). Returns the reply text and actions
         to send now."""
         now = self._clock()
-        unsure = heard_confidence < self._confirm_below
+        unsure = heard_otherwise or heard_confidence < self._confirm_below
         held = [a for a in actions if unsure or a.kind in self._confirm or a.confirm]
         with self._lock:
             if held and not confirmed:

@@ -99,6 +99,7 @@ class AsrResult:
     words: tuple[WordTiming, ...]
     mode: str  # "grammar" | "open" | "none"
     grammar_text: str = ""
+    alternatives: tuple[str, ...] = ()  # other readings nearly as likely as `text` (Whisper's beam)
 
     @property
     def empty(self) -> bool:

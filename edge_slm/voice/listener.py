@@ -416,6 +416,7 @@ class VoiceListener:
             end_s=end_s,
             received_ts=time.time(),
             recognizer=self._engine_name,
+            alternatives=result.alternatives,
         )
         log.debug("heard %r (%s, %.2f) [%s]", result.text, result.mode, result.confidence, result.grammar_text)
         try:

@@ -85,6 +85,7 @@ def build_recognizer(
             words,
             max_utterance_s=settings.max_utterance_s,
             beam_size=settings.whisper_beam_size,
+            alternative_margin=settings.confirm_alternative_margin,
         )
         spotter = WhisperPhraseSpotter(wmodel, [settings.wake_phrase], settings.sample_rate_hz) if wake else None
         return BuiltRecognizer(recognizer, spotter, f"whisper {settings.whisper_model} ({wmodel.path})", "whisper")

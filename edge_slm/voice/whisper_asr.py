@@ -22,10 +22,13 @@ Not thread-safe: the listener calls everything from its single "asr" worker.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
 import re
+import zlib
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +82,10 @@ PROMPT_PHRASES = 0  # grammar phrases in the prompt: generated, not idiomatic; m
 #: Cut below this before Whisper. Measured on 40 training commands (Piper, 10 dB SNR): car noise WER
 #: 12.1 % -> 8.4 % (200 Hz: 8.4 %), factory noise 12.6 % -> 10.7 % (200 Hz: 13.5 %).
 HIGH_PASS_HZ = 120.0
+#: Another reading of the utterance this close to the best (mean log-probability per token) is kept
+#: beside it; the answer step asks first when it would act otherwise (intent/readings.py). Chosen on the
+#: probe set, beam 5: every action taken wrongly at confidence >= 0.75 had such a reading within 0.12.
+ALTERNATIVE_MARGIN = 0.12
 MAX_PROMPT_CHARS = 600  # Whisper's prompt is at most 223 tokens; a long one also costs decoding time
 _WORD_RE = re.compile(r"[a-z']+")
 
@@ -143,6 +150,19 @@ def high_pass(samples: np.ndarray, cutoff_hz: float, rate_hz: int = 16000) -> np
     return np.fft.irfft(spectrum * gain, n=len(samples)).astype(np.float32)
 
 
+@dataclass(frozen=True, slots=True)
+class Hypothesis:
+    """One reading of an utterance: its text and Whisper's mean log-probability per token."""
+
+    text: str
+    avg_logprob: float
+
+    @property
+    def confidence(self) -> float:
+        """The geometric-mean token probability, 0-1 (what `voice.confirm_below_confidence` is compared to)."""
+        return math.exp(self.avg_logprob)
+
+
 class WhisperModel:
     """A loaded CTranslate2 Whisper model (tiny.en int8: ~75 MB on disk; load once, share)."""
 
@@ -163,32 +183,71 @@ class WhisperModel:
         except Exception as err:  # ctranslate2 raises RuntimeError / ValueError for a bad model
             raise ModelError(f"cannot load Whisper model {self.path}: {err}") from err
         self.english_only = ".en" in self.path.name or not bool(getattr(self.model, "is_multilingual", False))
+        self._tokenizer = importlib.import_module("faster_whisper.tokenizer").Tokenizer(
+            self.model.hf_tokenizer, self.model.model.is_multilingual, task="transcribe", language="en"
+        )
+        # Whisper's own list ("-1": non-speech symbols) plus the task tokens, as faster-whisper builds it
+        suppressed = importlib.import_module("faster_whisper.transcribe").get_suppressed_tokens(self._tokenizer, [-1])
+        self._suppressed = list(suppressed)
+        self._pad_or_trim = importlib.import_module("faster_whisper.audio").pad_or_trim
+        self._prompt_cache: dict[str, list[int]] = {}
+
+    def hypotheses(self, samples: np.ndarray, prompt: str = "", beam_size: int = 1) -> list[Hypothesis]:
+        """Whisper's readings of one utterance (at most 30 s of 16 kHz float samples), most likely first:
+        as many as the beam holds. [] when Whisper heard no speech.
+
+        faster-whisper's `transcribe` returns only the best reading, so this runs its steps for one
+        30 s window itself: log-mel features, one encoder pass, beam search returning every finished
+        beam. The best reading is the one `transcribe` gives (same prompt, suppressed tokens and scores).
+        """
+        features = self.model.feature_extractor(samples)[:, :-1]  # the last frame is padding
+        window = self._pad_or_trim(features[:, : self.model.feature_extractor.nb_max_frames])
+        result = self.model.model.generate(
+            self.model.encode(window),
+            [self._prompt_tokens(prompt)],
+            beam_size=beam_size,
+            num_hypotheses=beam_size,
+            length_penalty=1.0,
+            max_length=self.model.max_length,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=self._suppressed,
+        )[0]
+        readings = [
+            Hypothesis(self._tokenizer.decode(tokens).strip(), score * len(tokens) / (len(tokens) + 1))
+            for tokens, score in zip(result.sequences_ids, result.scores, strict=True)  # score: log-prob per token
+        ]
+        best = readings[0] if readings else None
+        if best is None or not best.text or compression_ratio(best.text) > MAX_COMPRESSION_RATIO:
+            return []  # nothing, or a decoding loop
+        if result.no_speech_prob > NO_SPEECH_PROB and best.avg_logprob < LOW_LOGPROB:
+            return []
+        return [r for r in readings if r.text and compression_ratio(r.text) <= MAX_COMPRESSION_RATIO]
 
     def transcribe(self, samples: np.ndarray, prompt: str = "", beam_size: int = 1) -> tuple[str, float]:
-        """(text, confidence 0-1) of 16 kHz float samples; "" when Whisper heard no speech."""
-        segments, _info = self.model.transcribe(
-            samples,
-            language="en",
-            beam_size=beam_size,
-            temperature=0.0,  # no fallback re-decodes: one pass, bounded latency
-            condition_on_previous_text=False,
-            without_timestamps=True,
-            initial_prompt=prompt or None,
-            vad_filter=False,  # the listener's endpointer already cut the utterance
-        )
-        texts: list[str] = []
-        logprobs: list[float] = []
-        for seg in segments:
-            if seg.no_speech_prob > NO_SPEECH_PROB and seg.avg_logprob < LOW_LOGPROB:
-                continue
-            if seg.compression_ratio > MAX_COMPRESSION_RATIO:
-                continue
-            texts.append(seg.text.strip())
-            logprobs.append(seg.avg_logprob)
-        text = " ".join(t for t in texts if t)
-        if not text:
+        """(text, confidence 0-1) of the best reading; ("", 0.0) when Whisper heard no speech."""
+        readings = self.hypotheses(samples, prompt, beam_size)
+        if not readings:
             return "", 0.0
-        return text, math.exp(sum(logprobs) / len(logprobs))
+        return readings[0].text, readings[0].confidence
+
+    def _prompt_tokens(self, prompt: str) -> list[int]:
+        """The decoder's prompt: the initial prompt as previous text, then start of transcript, no timestamps."""
+        cached = self._prompt_cache.get(prompt)
+        if cached is None:
+            previous = self._tokenizer.encode(" " + prompt.strip()) if prompt.strip() else []
+            cached = self.model.get_prompt(self._tokenizer, previous, without_timestamps=True)
+            if len(self._prompt_cache) >= 8:  # the recognizer's prompt and the wake spotter's: a handful at most
+                self._prompt_cache.clear()
+            self._prompt_cache[prompt] = cached
+        return cached
+
+
+def compression_ratio(text: str) -> float:
+    """Bytes over zlib-compressed bytes: above ~2.4 the text repeats itself (a decoding loop)."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data))
 
 
 class _Buffer:
@@ -229,6 +288,7 @@ class WhisperRecognizer:
         max_utterance_s: float = 30.0,
         beam_size: int = 1,
         high_pass_hz: float = HIGH_PASS_HZ,
+        alternative_margin: float = ALTERNATIVE_MARGIN,
     ) -> None:
         if sample_rate_hz != 16000:
             raise ModelError(f"Whisper needs 16 kHz audio; voice.sample_rate_hz is {sample_rate_hz}")
@@ -237,6 +297,7 @@ class WhisperRecognizer:
         self.prompt = build_prompt(phrases, vocabulary)
         self.beam_size = beam_size
         self.high_pass_hz = high_pass_hz
+        self.alternative_margin = alternative_margin
         self._audio = _Buffer(int(min(max_utterance_s + 1.0, 30.0) * sample_rate_hz))
         self.last_raw_text = ""  # Whisper's text before repair (benchmarks, debugging)
 
@@ -258,13 +319,29 @@ class WhisperRecognizer:
         if len(samples) < self.sample_rate_hz // 10:
             return AsrResult("", 0.0, (), "none")
         samples = high_pass(samples, self.high_pass_hz, self.sample_rate_hz)
-        raw, confidence = self.model.transcribe(samples, self.prompt, self.beam_size)
+        readings = self.model.hypotheses(samples, self.prompt, self.beam_size)
+        raw = readings[0].text if readings else ""
         self.last_raw_text = raw
         if normalize(raw) in HALLUCINATIONS:
             if raw:
                 log.debug("dropped Whisper's stock output on non-speech: %r", raw)
             return AsrResult("", 0.0, (), "none", raw)
-        return AsrResult(repair(raw), confidence, (), "open", raw)
+        text = repair(raw)
+        return AsrResult(text, readings[0].confidence, (), "open", raw, self._close_alternatives(text, readings))
+
+    def _close_alternatives(self, text: str, readings: Sequence[Hypothesis]) -> tuple[str, ...]:
+        """The other readings nearly as likely as the best (within `alternative_margin` mean log-probability
+        per token), repaired, each once: the ones that differ only in punctuation or case are the same."""
+        seen = {normalize(text)}
+        close: list[str] = []
+        for reading in readings[1:]:
+            if readings[0].avg_logprob - reading.avg_logprob > self.alternative_margin:
+                continue
+            alternative = repair(reading.text)
+            if normalize(alternative) not in seen and normalize(reading.text) not in HALLUCINATIONS:
+                seen.add(normalize(alternative))
+                close.append(alternative)
+        return tuple(close)
 
 
 class WhisperPhraseSpotter:

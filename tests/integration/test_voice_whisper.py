@@ -106,6 +106,31 @@ def test_whisper_hears_piper_commands_in_noise(
     assert time.perf_counter() - started < 10.0  # endpointing + one Whisper pass, generous for a loaded box
 
 
+def test_the_best_of_the_beams_readings_is_what_faster_whisper_transcribes(model: Any) -> None:
+    """`hypotheses` runs faster-whisper's steps itself to keep every beam: its best must be `transcribe`'s."""
+    from edge_slm.voice.whisper_asr import build_prompt, high_pass
+
+    prompt = build_prompt(vocabulary=["Jim", "Dave"])
+    for seed, (text, voice) in enumerate((("put lunch with dave on my calendar", "joe"), ("call jim", "espeak-us"))):
+        samples, _, _ = make_speech_wavs.with_noise(make_speech_wavs.speak(text, voice), "factory", 10.0, seed=seed)
+        samples = high_pass(samples, 120.0)
+        segments, _ = model.model.transcribe(
+            samples,
+            language="en",
+            beam_size=3,
+            temperature=0.0,
+            condition_on_previous_text=False,
+            without_timestamps=True,
+            initial_prompt=prompt,
+            vad_filter=False,
+        )
+        expected = [(s.text.strip(), s.avg_logprob) for s in segments]
+        readings = model.hypotheses(samples, prompt, beam_size=3)
+        assert 1 < len(readings) <= 3 and len(expected) == 1, (readings, expected)
+        assert readings[0].text == expected[0][0] and readings[0].avg_logprob == pytest.approx(expected[0][1])
+        assert len({r.text for r in readings}) == len(readings)  # the beam's other readings, not copies
+
+
 def test_noise_alone_gives_no_transcript(model: Any) -> None:
     from edge_slm.voice.whisper_asr import WhisperRecognizer
 

@@ -78,9 +78,21 @@ class Dialog:
         )
 
     def say(
-        self, text: str, speaker: str = "microphone", confidence: float = 1.0, recognizer: str = ""
+        self,
+        text: str,
+        speaker: str = "microphone",
+        confidence: float = 1.0,
+        recognizer: str = "",
+        alternatives: tuple[str, ...] = (),
     ) -> tuple[str, str, dict[str, str], tuple[Action, ...], str]:
-        transcript = Transcript(id="t", text=text, source=speaker, confidence=confidence, recognizer=recognizer)
+        transcript = Transcript(
+            id="t",
+            text=text,
+            source=speaker,
+            confidence=confidence,
+            recognizer=recognizer,
+            alternatives=alternatives,
+        )
         reply = answer(transcript, self.recognizer, self.responder, context=self.context)
         return reply.intent.name, reply.text, dict(reply.intent.slots), reply.actions, reply.intent.source
 
@@ -160,6 +172,32 @@ def test_a_command_whisper_was_unsure_of_is_asked_about_before_it_acts() -> None
     assert d.say("call mom", confidence=0.3, recognizer="vosk")[3] == (Action("call", {"contact": "mom"}),)
     assert "Say yes or no" not in d.say("what's the traffic like", confidence=0.3, recognizer="whisper")[1]  # no action
     assert Dialog().say("call mom", confidence=0.1, recognizer="whisper")[3] != ()  # 0: never asks
+
+
+def test_a_close_other_reading_that_would_act_otherwise_makes_it_a_question() -> None:
+    d = Dialog(confirm_below=0.75)
+    heard = "put lunch with dave on my calendar for next friday afternoon"
+    name, text, _, actions, _ = d.say(
+        heard, confidence=0.79, recognizer="whisper", alternatives=(heard.replace("afternoon", "at noon"),)
+    )
+    assert name == "create_event" and actions == () and text.endswith("Say yes or no.")
+    assert d.say("yes")[3] == (Action("calendar", {"title": "lunch with dave", "when": "next friday afternoon"}),)
+    # readings that differ in spelling only, or that would do nothing, are no reason to ask
+    spelled = ("Take me to 221 Bakers Street.", "take me to two twenty one baker street")
+    assert d.say("Take me to 221 Baker Street.", confidence=0.9, recognizer="whisper", alternatives=spelled)[3] == (
+        Action("navigate", {"destination": "221 Baker Street"}),
+    )
+    garbled = ("Dale, the Office.",)
+    assert d.say("call the office", confidence=0.9, recognizer="whisper", alternatives=garbled)[3] == (
+        Action("call", {"contact": "office"}),
+    )
+    # another kind of action is a rival too
+    name, text, _, actions, _ = d.say(
+        "find a pharmacy", confidence=0.95, recognizer="whisper", alternatives=("call the pharmacy",)
+    )
+    assert (name, actions) == ("find_poi", ()) and "Apotheke am Alex" in text  # no action to doubt: it answers
+    _, text, _, actions, _ = d.say("call jim", confidence=0.95, recognizer="whisper", alternatives=("call tim",))
+    assert actions == () and text == "Call jim? Say yes or no."
 
 
 def test_context_memory_is_bounded() -> None:

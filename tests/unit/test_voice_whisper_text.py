@@ -14,7 +14,14 @@ from edge_slm.errors import ConfigError, ModelError
 from edge_slm.intent.recognizer import IntentRecognizer
 from edge_slm.voice import recognizers, whisper_models
 from edge_slm.voice.transcript_text import repair
-from edge_slm.voice.whisper_asr import MAX_PROMPT_CHARS, STYLE_EXAMPLES, build_prompt, high_pass
+from edge_slm.voice.whisper_asr import (
+    MAX_PROMPT_CHARS,
+    STYLE_EXAMPLES,
+    Hypothesis,
+    WhisperRecognizer,
+    build_prompt,
+    high_pass,
+)
 from tests.http_fixtures import FileServer
 
 
@@ -151,6 +158,42 @@ def test_high_pass_removes_rumble_and_keeps_speech_band() -> None:
     assert high_pass(plain, 0.0) is plain  # 0 = off
 
 
+class ReadingsModel:
+    """Stands in for `WhisperModel` (pure logic: which of the beam's readings are kept beside the best)."""
+
+    def __init__(self, readings: list[Hypothesis]) -> None:
+        self.readings = readings
+
+    def hypotheses(self, samples: np.ndarray, prompt: str = "", beam_size: int = 1) -> list[Hypothesis]:
+        return self.readings
+
+
+def heard(readings: list[Hypothesis], margin: float = 0.12) -> tuple[str, float, tuple[str, ...]]:
+    recognizer = WhisperRecognizer(ReadingsModel(readings), alternative_margin=margin)  # type: ignore[arg-type]
+    recognizer.begin_utterance()
+    recognizer.accept(b"\x01\x00" * 8000)
+    result = recognizer.end_utterance()
+    return result.text, result.confidence, result.alternatives
+
+
+def test_close_other_readings_are_kept_repaired_and_once() -> None:
+    text, confidence, alternatives = heard(
+        [
+            Hypothesis("Remind me at 9M to call Bob.", -0.10),
+            Hypothesis("Remind me at 9M to call Bob", -0.12),  # punctuation only: the same reading
+            Hypothesis("Remind me at 9M to call Rob.", -0.15),
+            Hypothesis("Remind me a 9M to call Bob.", -0.30),  # not close: 0.2 less likely per token
+            Hypothesis("Remind me at nine to call Bob.", -0.21),
+        ]
+    )
+    assert text == "Remind me at 9 am to call Bob." and confidence == pytest.approx(np.exp(-0.10))
+    assert alternatives == ("Remind me at 9 am to call Rob.", "Remind me at nine to call Bob.")
+    assert heard([Hypothesis("Call Rob.", -0.1), Hypothesis("Call Bob.", -0.11)], margin=0.0)[2] == ()
+    assert heard([Hypothesis("Call Rob.", -0.1), Hypothesis("Thank you.", -0.11)])[2] == ()  # stock noise text
+    assert heard([Hypothesis("Thank you.", -0.1), Hypothesis("Call Rob.", -0.11)]) == ("", 0.0, ())
+    assert heard([]) == ("", 0.0, ())
+
+
 def fake_whisper_model(root: Path) -> Path:
     root.mkdir(parents=True)
     for name in whisper_models.MODEL_FILES:
@@ -249,6 +292,9 @@ def test_config_keys(tmp_path: Path) -> None:
     assert VoiceSettings().confirm_below_confidence == 0.75
     with pytest.raises(ConfigError, match=r"voice\.confirm_below_confidence"):
         load_settings(None, None, environ={}, cli_overrides={"voice": {"confirm_below_confidence": 1.5}})
+    assert VoiceSettings().confirm_alternative_margin == 0.12
+    with pytest.raises(ConfigError, match=r"voice\.confirm_alternative_margin"):
+        load_settings(None, None, environ={}, cli_overrides={"voice": {"confirm_alternative_margin": -0.1}})
 
 
 def test_profiles_pick_the_engine_per_board() -> None:

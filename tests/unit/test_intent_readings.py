@@ -1,4 +1,4 @@
-"""Whether another reading of the words would act otherwise (intent/readings.py), with the real grammar and responder."""
+"""Would another reading of the words act otherwise (intent/readings.py)? With the real grammar and responder."""
 
 from __future__ import annotations
 

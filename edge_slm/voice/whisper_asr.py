@@ -12,6 +12,10 @@ intents' wording) plus the site's names (contacts, POI names, `voice.vocabulary`
 phrases can be added (`max_phrases`), but the generated ones are not idiomatic English and measured
 no better. Before decoding, the audio is high-passed at 120 Hz (engine and fan rumble out).
 
+Beam search keeps several readings; the best is the transcript, and the others nearly as likely
+(`ALTERNATIVE_MARGIN`) go with it as `AsrResult.alternatives`, so the answer step can ask before acting
+when one of them would act otherwise (intent/readings.py).
+
 What comes back is cleaned for the intent tiers (`transcript_text.repair`: "9M" -> "9 am", ...). A
 result is dropped (empty: no transcript at all) when Whisper says it was not speech (no_speech_prob
 high *and* low log-probability, Whisper's own rule), when it is one of Whisper's stock hallucinations

@@ -3,7 +3,7 @@
 Same seam as Vosk (`asr.Recognizer`): the listener's endpointer hands over one utterance at a time.
 Whisper is not a streaming decoder, so `accept` only buffers the 16 kHz PCM (bounded by
 `max_utterance_s`) and `end_utterance` transcribes it in one go: the end-of-speech -> transcript
-latency is one encoder pass over the (30 s padded) window plus greedy decoding of a few tokens,
+latency is one encoder pass over the (30 s padded) window plus beam search over a few tokens,
 about 0.4-0.6 s for tiny.en int8 on 2 cores here.
 
 Vocabulary bias: Whisper takes an *initial prompt*, text it treats as what was said just before.

@@ -418,6 +418,21 @@ def _rival(got: Any, raws: list[str], alternatives: list[list[str]], intents: An
     return False
 
 
+def _understood_other(raws: list[str], alternatives: list[list[str]], intents: Any) -> Any:
+    """The intent of another reading of one utterance (the others kept as heard) when the fast tiers
+    understand it and refuse none (the daemon's choice, intent/answer.py); None otherwise."""
+    from edge_slm.intent.readings import understood_alternative
+    from edge_slm.voice.transcript_text import repair
+
+    heard = [repair(r) for r in raws]
+    for k, others in enumerate(alternatives):
+        texts = [" ".join(t for t in (*heard[:k], other, *heard[k + 1 :]) if t) for other in others]
+        found = understood_alternative(texts, intents.fast_tiers)
+        if found is not None:
+            return found
+    return None
+
+
 def contact_list(args: argparse.Namespace, rows: list[dict[str, Any]]) -> list[str]:
     """The device's contact list for `--contacts`: none (no check), the training file's contacts, or those plus the
     people the commands under test call (a driver calls people in the phone book; others are distractors)."""
@@ -562,6 +577,10 @@ def bench_accuracy(args: argparse.Namespace) -> None:
                 ref_words += len(ref)
                 empty += not text
                 got = intents.recognize(text) if text else None
+                other = None  # not understood: the daemon answers another reading the fast tiers understand
+                if got is not None and not args.no_alternatives and intents.fast_tiers(text) is None:
+                    other = _understood_other(raws, alts, intents)
+                    got = other or got
                 # nothing heard = nothing done: right for an unknown ("thank you" is dropped as Whisper's
                 # stock noise output), wrong for a command
                 ok = got.name == row["intent"] if got is not None else row["intent"] == "unknown"
@@ -569,7 +588,7 @@ def bench_accuracy(args: argparse.Namespace) -> None:
                 got_action = _action_key(got, responder) if got is not None else None
                 # the daemon asks before acting on what Whisper was unsure of, or on what another close
                 # reading would do otherwise (intent/answer.py)
-                unsure = bool(confs) and min(confs) < args.confirm_below
+                unsure = (bool(confs) and min(confs) < args.confirm_below) or other is not None
                 if got_action is not None and args.asr == "whisper" and not unsure and not args.no_alternatives:
                     unsure = _rival(got, raws, alts, intents, readings_responder)
                 if got_action is not None and args.asr == "whisper" and unsure:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from edge_slm.events import Action, Alert, Intent, Reply, Transcript
 from edge_slm.intent.context import DialogContext, Understand, confirmation_question
 from edge_slm.intent.grammar import Grammar
-from edge_slm.intent.readings import rival_reading
+from edge_slm.intent.readings import rival_reading, understood_alternative
 from edge_slm.intent.recognizer import IntentRecognizer, restore_spelling
 from edge_slm.intent.rephrase import Rephraser
 from edge_slm.intent.respond import LatestReadings, RecentlyResolved, Responder, canonical_category
@@ -65,7 +65,17 @@ def answer_fast(
         intent = follow.intent
         text, actions = context.after_reply(transcript.source, intent, follow.reply, follow.actions, confirmed=True)
         return _reply(transcript, intent, text, actions, started, clock)
-    understood = follow.intent if follow is not None else recognizer.recognize_fast(transcript.text)
+    if follow is not None:
+        understood: Intent | None = follow.intent
+    else:
+        understood = recognizer.fast_tiers(transcript.text)
+        if understood is None:  # not understood: maybe another reading of the words is (intent/readings.py)
+            other = understood_alternative(transcript.alternatives, recognizer.fast_tiers)
+            if other is not None:
+                log.info("%r not understood; answering Whisper's other reading %r", transcript.text, other.text)
+                understand = recognizer.recognize_fast
+                return reply_to(transcript, other, responder, started, clock, None, context, understand, True)
+            understood = recognizer.not_understood(transcript.text)
     if understood is None:
         return None
     return reply_to(transcript, understood, responder, started, clock, None, context, recognizer.recognize_fast)
@@ -80,14 +90,21 @@ def reply_to(
     rephraser: Rephraser | None = None,
     context: DialogContext | None = None,
     understand: Understand | None = None,
+    heard_otherwise: bool = False,
 ) -> Reply:
     """The grounded reply to an understood transcript; `latency_ms` counts from `started`. With
     `understand` (the fast tiers), the recognizer's other readings are checked too: one that would act
-    otherwise makes the action a question (intent/readings.py)."""
+    otherwise makes the action a question (intent/readings.py), as does `heard_otherwise` (the intent
+    is from another reading than the transcript's)."""
     intent = dataclasses.replace(intent, slots=clean_slots(intent.slots))  # echoed on voice/reply: no bidi, bounded
     text, actions = responder.respond(intent)
     if rephraser is not None and intent.name != "unknown":
         text, _by_model = rephraser.rephrase(text)
+    if understand is not None and not heard_otherwise:
+        rival = rival_reading(transcript.alternatives, actions, understand, responder)
+        if rival is not None:
+            log.info("%r might have been %r, which would act otherwise: asking first", transcript.text, rival)
+            heard_otherwise = True
     if context is not None:
         place = ""
         if intent.name == IntentName.FIND_POI.value:
@@ -96,13 +113,18 @@ def reply_to(
         # Only Whisper's confidence is on a scale we measured (Vosk's grammar results pass their own check);
         # a transcript from the bus is as sure as its sender made it.
         heard = transcript.confidence if transcript.recognizer == "whisper" else 1.0
-        rival = rival_reading(transcript.alternatives, actions, understand, responder) if understand else None
-        if rival is not None:
-            log.info("%r might have been %r, which would act otherwise: asking first", transcript.text, rival)
         text, actions = context.after_reply(
-            transcript.source, intent, text, actions, place=place, heard_confidence=heard, heard_otherwise=bool(rival)
+            transcript.source,
+            intent,
+            text,
+            actions,
+            place=place,
+            heard_confidence=heard,
+            heard_otherwise=heard_otherwise,
         )
-    elif any(a.confirm for a in actions):  # no dialog to hear the "yes": ask, and do nothing now
+    elif heard_otherwise and actions:  # no dialog to hear the "yes": ask, and do nothing now
+        text, actions = confirmation_question(actions[0]), ()
+    elif any(a.confirm for a in actions):
         text = confirmation_question(next(a for a in actions if a.confirm))
         actions = tuple(a for a in actions if not a.confirm)
     return _reply(transcript, intent, text, actions, started, clock)

@@ -1,4 +1,6 @@
-"""Would another reading of the utterance act otherwise? Then the action is asked about first.
+"""The recognizer's other readings of an utterance: a rival that would act otherwise makes the action a
+question; when no tier understood the best reading, one they understand is taken instead (and its
+action asked about).
 
 Whisper's beam holds more than one reading of what was said (`Transcript.alternatives`: those nearly
 as likely as the best). When one of them would cause a different action, the words were not heard
@@ -8,6 +10,10 @@ often heard at 0.8 or more.
 
 Readings that differ only in spelling ("Baker Street" / "Bakers Street", "8" / "eight") are the same
 action, and a reading that causes no action (garbled, or only the model could tell) is no rival.
+
+In factory noise Whisper often hears "call" as "Paul" ("Paul, Doctor Patel."), with "Call Doctor Patel."
+just behind it in the beam: nothing understands the first, so the second is answered, and a call it
+would make is asked about first. If any reading is refused (hostile text, a safety gate), none is taken.
 """
 
 from __future__ import annotations
@@ -15,9 +21,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Sequence
 
-from edge_slm.events import Action
+from edge_slm.events import Action, Intent
 from edge_slm.intent.context import Understand
 from edge_slm.intent.respond import Responder
+from edge_slm.intent.schema import IntentName
 from edge_slm.intent.slot_compare import canon_slot
 from edge_slm.sanitize import clean_slots
 
@@ -37,6 +44,20 @@ def rival_reading(
         if other and not same_action(actions[0], other[0]):
             return text
     return None
+
+
+def understood_alternative(alternatives: Iterable[str], understand: Understand) -> Intent | None:
+    """The first other reading the fast tiers understand (`understand` returns None for not understood),
+    or None: none is, or one of them is refused (`unknown`), and then no reading may act."""
+    found: Intent | None = None
+    for text in alternatives:
+        intent = understand(text)
+        if intent is None:
+            continue
+        if intent.name == IntentName.UNKNOWN.value:
+            return None
+        found = found or intent
+    return found
 
 
 def same_action(a: Action, b: Action) -> bool:

@@ -83,6 +83,18 @@ class IntentRecognizer:
 
     def recognize_fast(self, text: str) -> Intent | None:
         """The tiers that answer in milliseconds; None when only the model tier could tell."""
+        return self.fast_tiers(text) or self.not_understood(text)
+
+    def not_understood(self, text: str) -> Intent | None:
+        """What `recognize_fast` says when no fast tier understood `text`: `unknown` without a model
+        tier, None when the model tier is to try."""
+        if self.model_tier is not None:
+            return None
+        return Intent(text=text[:MAX_TEXT_CHARS], name=IntentName.UNKNOWN.value, slots={}, confidence=0.0)
+
+    def fast_tiers(self, text: str) -> Intent | None:
+        """What the grammar or the semantic tier make of `text`: an intent, `unknown` when it is refused
+        (hostile text, empty text, a safety gate), or None when neither understood it."""
         text = text[:MAX_TEXT_CHARS]
         normalized = self.grammar.normalizer.normalize(text)
         if not normalized or self.grammar.is_hostile_text(text):
@@ -95,8 +107,6 @@ class IntentRecognizer:
             semantic = self.semantic.classify(text, normalized)
             if semantic is not None:
                 return dataclasses.replace(semantic, slots=restore_spelling(text, semantic.slots))
-        if self.model_tier is None:
-            return Intent(text=text, name=IntentName.UNKNOWN.value, slots={}, source="grammar", confidence=0.0)
         return None
 
     def recognize_with_model(self, text: str) -> Intent:

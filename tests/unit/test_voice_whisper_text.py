@@ -320,3 +320,20 @@ def test_models_pull_command_fetches_into_the_model_cache(
     assert f"whisper-tiny.en: {target}" in capsys.readouterr().out
     # the listener is handed <cache>/vosk; the Whisper model pulled beside it is what it resolves
     assert recognizers.whisper_cache_dir(settings.model_cache_dir / "vosk") == target.parent
+
+
+def test_the_listener_hands_the_other_readings_on_with_the_transcript() -> None:
+    from edge_slm.events import Transcript
+    from edge_slm.voice.listener import VoiceListener, _Target
+
+    heard: list[Transcript] = []
+    listener = VoiceListener(VoiceSettings(), [], heard.append, lambda c, s: None)
+    readings = ReadingsModel([Hypothesis("Paul, Doctor Patel.", -0.1), Hypothesis("Call Doctor Patel.", -0.15)])
+    recognizer = WhisperRecognizer(readings)  # type: ignore[arg-type]
+    listener._recognizer, listener._engine_name = recognizer, "whisper"  # what _load_recognizer sets on the asr thread
+    recognizer.begin_utterance()
+    recognizer.accept(b"\x01\x00" * 8000)
+    listener._asr_end(_Target.COMMAND, 0.0, 0.5, 0.5)
+    assert [(t.text, t.recognizer, t.alternatives) for t in heard] == [
+        ("Paul, Doctor Patel.", "whisper", ("Call Doctor Patel.",))
+    ]

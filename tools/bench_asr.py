@@ -413,7 +413,7 @@ def _rival(got: Any, raws: list[str], alternatives: list[list[str]], intents: An
     heard = [repair(r) for r in raws]
     for k, others in enumerate(alternatives):
         texts = [" ".join(t for t in (*heard[:k], other, *heard[k + 1 :]) if t) for other in others]
-        if rival_reading(texts, actions, intents.recognize_fast, responder) is not None:
+        if rival_reading(texts, actions, intents.fast_tiers, responder) is not None:
             return True
     return False
 

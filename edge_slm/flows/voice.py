@@ -331,7 +331,7 @@ class VoiceFlow:
         intent = self.recognizer.recognize_with_model(transcript.text)
         context = self.assistant.context
         return reply_to(
-            transcript, intent, self.responder, started, context=context, understand=self.recognizer.recognize_fast
+            transcript, intent, self.responder, started, context=context, understand=self.recognizer.fast_tiers
         )
 
     def _publish_reply(self, transcript: Transcript, reply: Reply) -> None:

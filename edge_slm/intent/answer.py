@@ -47,7 +47,7 @@ def answer(
     if fast is not None:
         return fast
     intent = recognizer.recognize_with_model(transcript.text)
-    return reply_to(transcript, intent, responder, started, clock, rephraser, context, recognizer.recognize_fast)
+    return reply_to(transcript, intent, responder, started, clock, rephraser, context, recognizer.fast_tiers)
 
 
 def answer_fast(
@@ -73,12 +73,11 @@ def answer_fast(
             other = understood_alternative(transcript.alternatives, recognizer.fast_tiers)
             if other is not None:
                 log.info("%r not understood; answering Whisper's other reading %r", transcript.text, other.text)
-                understand = recognizer.recognize_fast
-                return reply_to(transcript, other, responder, started, clock, None, context, understand, True)
+                return reply_to(transcript, other, responder, started, clock, context=context, heard_otherwise=True)
             understood = recognizer.not_understood(transcript.text)
     if understood is None:
         return None
-    return reply_to(transcript, understood, responder, started, clock, None, context, recognizer.recognize_fast)
+    return reply_to(transcript, understood, responder, started, clock, None, context, recognizer.fast_tiers)
 
 
 def reply_to(

@@ -222,10 +222,12 @@ def test_voice_preempts_a_running_explanation(engine: object) -> None:
     done: list[str] = []
     before = engine.preemptions  # type: ignore[attr-defined]
     expl = engine.submit(  # type: ignore[attr-defined]
-        GenerationRequest(system="sys", user=HANG_USER, max_tokens=600, deadline_s=30, priority=Priority.EXPLANATION)
+        GenerationRequest(system="sys", user=HANG_USER, max_tokens=1500, deadline_s=30, priority=Priority.EXPLANATION)
     )
     expl.add_done_callback(lambda _f: done.append("explanation"))
-    time.sleep(0.25)  # the explanation is generating now
+    # the explanation is generating now: 1,500 tokens take half a second even on a quiet machine (600 took
+    # 0.22 s on one, and the explanation was over before the voice request came)
+    time.sleep(0.1)
     assert not expl.done(), expl.exception() or expl.result()
     t0 = time.monotonic()
     voice = engine.submit(  # type: ignore[attr-defined]
@@ -233,8 +235,8 @@ def test_voice_preempts_a_running_explanation(engine: object) -> None:
     )
     voice.add_done_callback(lambda _f: done.append("voice"))
     voice.result(timeout=10)
-    assert time.monotonic() - t0 < 1.0  # did not wait for the 600-token explanation
+    assert time.monotonic() - t0 < 1.0  # did not wait for the 1,500-token explanation
     r = expl.result(timeout=30)  # restarted after the voice request, and completed
-    assert r.completion_tokens == 600
+    assert r.completion_tokens == 1500
     assert done == ["voice", "explanation"]
     assert engine.preemptions == before + 1  # type: ignore[attr-defined]

@@ -29,6 +29,11 @@ from tests.http_fixtures import FileServer
     ("heard", "repaired"),
     [
         ("Remind me to book a service tomorrow at 9M.", "Remind me to book a service tomorrow at 9 am."),
+        ("Find an F charger.", "Find an EV charger."),
+        ("Take me to the closest F charger.", "Take me to the closest EV charger."),
+        ("Is there F charging nearby?", "Is there EV charging nearby?"),
+        ("Grade F charges apply", "Grade F charges apply"),  # not a charger
+        ("Take me to F street", "Take me to F street"),
         ("Set a reminder for 10:15M to call Bob", "Set a reminder for 10:15 am to call Bob"),
         ("Wake me at 9.30 pm", "Wake me at 9:30 pm"),
         ("Remind me about the inspection tomorrow at 745am.", "Remind me about the inspection tomorrow at 7:45 am."),

@@ -9,7 +9,8 @@ turn the stadium" beside "go to the stadium". Confidence alone misses these: suc
 often heard at 0.8 or more.
 
 Readings that differ only in spelling ("Baker Street" / "Bakers Street", "8" / "eight") are the same
-action, and a reading that causes no action (garbled, or only the model could tell) is no rival.
+action, and a reading that causes no action (garbled, or only the model could tell) is no rival; one the
+tiers refuse (hostile text, a safety gate) is.
 
 In factory noise Whisper often hears "call" as "Paul" ("Paul, Doctor Patel."), with "Call Doctor Patel."
 just behind it in the beam: nothing understands the first, so the second is answered, and a call it
@@ -32,14 +33,17 @@ from edge_slm.sanitize import clean_slots
 def rival_reading(
     alternatives: Iterable[str], actions: Sequence[Action], understand: Understand, responder: Responder
 ) -> str | None:
-    """The first alternative reading that would act otherwise than `actions`, or None (no action to
-    doubt, or every reading does the same or nothing)."""
+    """The first alternative reading that would act otherwise than `actions` or that the tiers refuse, or
+    None (no action to doubt, or every reading does the same or nothing). `understand` returns None for
+    not understood and `unknown` for refused, like `IntentRecognizer.fast_tiers`."""
     if not actions:
         return None
     for text in alternatives:
         intent = understand(text)
         if intent is None:
             continue
+        if intent.name == IntentName.UNKNOWN.value:  # refused (hostile text, a safety gate): not sure enough to act
+            return text
         _, other = responder.respond(dataclasses.replace(intent, slots=clean_slots(intent.slots)))
         if other and not same_action(actions[0], other[0]):
             return text

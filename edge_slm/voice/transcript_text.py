@@ -27,8 +27,8 @@ Whisper makes on short spoken commands, each one only where the repair is unambi
   team lunch";
 - "set in appointment" (the article "an" heard as "in" before a vowel-initial calendar noun, after a verb that
   makes one: set, make, add, create, schedule, book): "set an appointment";
-- "an F charger" ("EV" heard as the letter F before a charger; a lone capital F there is no English):
-  "an EV charger";
+- "an F charger", "the closest F-charger" ("EV" heard as the letter F after an article or "closest",
+  "nearest", ... and before a charger or charging word; a lone capital F there is no English): "an EV charger";
 - "is their" / "are their" (homophone) before "traffic", "any", "a", "delays", ...: "is there" / "are there"
   ("is their car ok" stays).
 """
@@ -94,8 +94,9 @@ _ANY_PLURAL = re.compile(
     r"\b(any|Any) (\w+)['’]s\b(?= (?:on|near|nearby|around|close|along|ahead|open|in|up|left)\b|[.?!]*$)"
 )
 
-# "EV" heard as "F": a lone capital letter F right before a charger or charging word
-_F_FOR_EV = re.compile(r"\bF(?= charg(?:ers?|ing)\b)")
+# "EV" heard as "F": a lone capital F (or "F-") between an article or a place word and a charger or charging
+# word ("Terminal F charging station" stays)
+_F_FOR_EV = re.compile(r"\b(an|the|any|closest|nearest|next|nearby) F[- ](?=charg(?:ers?|ing)\b)")
 
 
 def repair(text: str) -> str:
@@ -117,5 +118,5 @@ def repair(text: str) -> str:
     s = _BUT_FOR_PUT.sub(lambda m: "Put" if m.group(0)[0].isupper() else "put", s)
     s = _EVENT_CALL.sub(r"\1 called", s)
     s = _IN_FOR_AN.sub(r"\1an", s)
-    s = _F_FOR_EV.sub("EV", s)
+    s = _F_FOR_EV.sub(r"\1 EV ", s)
     return s

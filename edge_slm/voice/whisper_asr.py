@@ -230,7 +230,8 @@ class WhisperModel:
         return [r for r in readings if r.text and compression_ratio(r.text) <= MAX_COMPRESSION_RATIO]
 
     def transcribe(self, samples: np.ndarray, prompt: str = "", beam_size: int = 1) -> tuple[str, float]:
-        """(text, confidence 0-1) of the best reading; ("", 0.0) when Whisper heard no speech."""
+        """(text, confidence 0-1) of the best reading of at most 30 s (the rest is not heard); ("", 0.0) when
+        Whisper heard no speech."""
         readings = self.hypotheses(samples, prompt, beam_size)
         if not readings:
             return "", 0.0
@@ -335,7 +336,11 @@ class WhisperRecognizer:
 
     def _close_alternatives(self, text: str, readings: Sequence[Hypothesis]) -> tuple[str, ...]:
         """The other readings nearly as likely as the best (within `alternative_margin` mean log-probability
-        per token), repaired, each once: the ones that differ only in punctuation or case are the same."""
+        per token), repaired, each once: the ones that differ only in punctuation or case are the same.
+        None with a margin of 0: beam search ranks by a slightly different score, so a later reading can
+        score as high as the best, and "0 = never" must mean never."""
+        if self.alternative_margin <= 0:
+            return ()
         seen = {normalize(text)}
         close: list[str] = []
         for reading in readings[1:]:

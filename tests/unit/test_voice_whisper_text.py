@@ -31,7 +31,9 @@ from tests.http_fixtures import FileServer
         ("Remind me to book a service tomorrow at 9M.", "Remind me to book a service tomorrow at 9 am."),
         ("Find an F charger.", "Find an EV charger."),
         ("Take me to the closest F charger.", "Take me to the closest EV charger."),
-        ("Is there F charging nearby?", "Is there EV charging nearby?"),
+        ("Find an F-charger.", "Find an EV charger."),
+        ("Is there any F charging nearby?", "Is there any EV charging nearby?"),
+        ("Take me to the Terminal F charging station", "Take me to the Terminal F charging station"),
         ("Grade F charges apply", "Grade F charges apply"),  # not a charger
         ("Take me to F street", "Take me to F street"),
         ("Set a reminder for 10:15M to call Bob", "Set a reminder for 10:15 am to call Bob"),
@@ -194,6 +196,10 @@ def test_close_other_readings_are_kept_repaired_and_once() -> None:
     assert text == "Remind me at 9 am to call Bob." and confidence == pytest.approx(np.exp(-0.10))
     assert alternatives == ("Remind me at 9 am to call Rob.", "Remind me at nine to call Bob.")
     assert heard([Hypothesis("Call Rob.", -0.1), Hypothesis("Call Bob.", -0.11)], margin=0.0)[2] == ()
+    # ranked by another score, a later reading can score as high as the best: margin 0 still means none
+    assert heard([Hypothesis("Call Rob.", -0.1), Hypothesis("Call Bob.", -0.1)], margin=0.0)[2] == ()
+    assert heard([Hypothesis("Call Rob.", -0.1), Hypothesis("Call Bob.", -0.09)], margin=0.0)[2] == ()
+    assert heard([Hypothesis("Call Rob.", -0.1), Hypothesis("Call Bob.", -0.09)])[2] == ("Call Bob.",)
     assert heard([Hypothesis("Call Rob.", -0.1), Hypothesis("Thank you.", -0.11)])[2] == ()  # stock noise text
     assert heard([Hypothesis("Thank you.", -0.1), Hypothesis("Call Rob.", -0.11)]) == ("", 0.0, ())
     assert heard([]) == ("", 0.0, ())

@@ -129,7 +129,7 @@ class VoiceSettings:
     confirm_below_confidence: float = 0.75
     # Whisper keeps the other readings of its beam this close to the best (mean log-probability per token);
     # when one of them would act otherwise ("afternoon" for "at noon"), the action is asked about first.
-    # 0 = never (README "Whisper").
+    # 0 = never (README "Dialog context").
     confirm_alternative_margin: float = 0.12
     asr: str = "auto"  # "vosk" | "whisper" | "auto" (Whisper when its model is installed, else Vosk)
     whisper_model: str = "whisper-tiny.en"  # path or known name (the installed wheel, else the model cache)

@@ -200,7 +200,7 @@ def test_daemon_hears_english_over_pulseaudio_and_acts(
             assert rec.wait_for(lambda h=heard: any(r["id"] == h["id"] for r in rec.json_on("edge/voice/reply")), 10)
             reply = next(r for r in rec.json_on("edge/voice/reply") if r["id"] == heard["id"])
             assert reply["intent"] == intent and reply["transcript"] == heard["text"], reply
-            assert rec.wait_for(lambda t=action_topic: bool(rec.json_on(t)), 5), rec.topics_seen()
+            assert rec.wait_for(lambda t=action_topic: bool(rec.json_on(t)), 5), (heard, reply)
             got = rec.json_on(action_topic)[0]
             assert {k: str(v).lower() for k, v in got.items() if k in action} == action, got
         play_wav(pulse_server, tmp_path / "noise.wav")

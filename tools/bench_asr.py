@@ -403,30 +403,35 @@ def _action_key(
     return intent.name, tuple(sorted((k, canon(str(v))) for k, v in slots.items()))
 
 
-def _rival(got: Any, raws: list[str], alternatives: list[list[str]], intents: Any, responder: Any) -> bool:
-    """Whether another close reading of one utterance would act otherwise (the daemon's check, per utterance:
-    the others kept as heard)."""
-    from edge_slm.intent.readings import rival_reading
+def _other_texts(raws: list[str], alternatives: list[list[str]]) -> list[list[str]]:
+    """Per utterance, the whole command with that utterance read otherwise (the others kept as heard): the
+    daemon checks each utterance's other readings on its own."""
     from edge_slm.voice.transcript_text import repair
 
-    _, actions = responder.respond(got)
     heard = [repair(r) for r in raws]
-    for k, others in enumerate(alternatives):
-        texts = [" ".join(t for t in (*heard[:k], other, *heard[k + 1 :]) if t) for other in others]
-        if rival_reading(texts, actions, intents.fast_tiers, responder) is not None:
-            return True
-    return False
+    return [
+        [" ".join(t for t in (*heard[:k], other, *heard[k + 1 :]) if t) for other in others]
+        for k, others in enumerate(alternatives)
+    ]
+
+
+def _rival(got: Any, raws: list[str], alternatives: list[list[str]], intents: Any, responder: Any) -> bool:
+    """Whether another close reading of one utterance would act otherwise (the daemon's check)."""
+    from edge_slm.intent.readings import rival_reading
+
+    _, actions = responder.respond(got)
+    return any(
+        rival_reading(texts, actions, intents.fast_tiers, responder) is not None
+        for texts in _other_texts(raws, alternatives)
+    )
 
 
 def _understood_other(raws: list[str], alternatives: list[list[str]], intents: Any) -> Any:
-    """The intent of another reading of one utterance (the others kept as heard) when the fast tiers
-    understand it and refuse none (the daemon's choice, intent/answer.py); None otherwise."""
+    """The intent of another reading of one utterance when the fast tiers understand it and refuse none (the
+    daemon's choice, intent/answer.py); None otherwise."""
     from edge_slm.intent.readings import understood_alternative
-    from edge_slm.voice.transcript_text import repair
 
-    heard = [repair(r) for r in raws]
-    for k, others in enumerate(alternatives):
-        texts = [" ".join(t for t in (*heard[:k], other, *heard[k + 1 :]) if t) for other in others]
+    for texts in _other_texts(raws, alternatives):
         found = understood_alternative(texts, intents.fast_tiers)
         if found is not None:
             return found

@@ -347,8 +347,9 @@ class WhisperRecognizer:
             if readings[0].avg_logprob - reading.avg_logprob > self.alternative_margin:
                 continue
             alternative = repair(reading.text)
-            if normalize(alternative) not in seen and normalize(reading.text) not in HALLUCINATIONS:
-                seen.add(normalize(alternative))
+            key = normalize(alternative)
+            if key not in seen and normalize(reading.text) not in HALLUCINATIONS:
+                seen.add(key)
                 close.append(alternative)
         return tuple(close)
 
